@@ -1,0 +1,407 @@
+//! The engine task: one UDP socket, every session, the camera feeds, and the command channel.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use str0m::Input;
+use str0m::net::{Protocol, Receive};
+use tokio::net::UdpSocket;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::candidate::IceCandidateInit;
+use super::session::Session;
+use super::{MediaError, MediaEvent, SessionOffer, SessionRequest};
+use crate::camera::{CameraHub, EncodedFrame};
+
+/// Frames queued from the camera forwarders to the engine: a few per camera. The forwarders wait
+/// when it is full, and the broadcast behind them absorbs more (see FRAME_BROADCAST_CAPACITY).
+const FRAME_FEED_CAPACITY: usize = 64;
+/// Largest datagram read: above any MTU str0m or browsers use.
+const MAX_DATAGRAM: usize = 2048;
+/// The loop wakes at least this often even with nothing to do (keeps deadline arithmetic sane).
+const MAX_IDLE: Duration = Duration::from_secs(1);
+
+type Reply<T> = oneshot::Sender<Result<T, MediaError>>;
+
+/// A request from a [`super::MediaHandle`].
+pub(crate) enum Command {
+    Create {
+        req: SessionRequest,
+        reply: Reply<SessionOffer>,
+    },
+    Answer {
+        session_id: Uuid,
+        answer_sdp: String,
+        reply: Reply<()>,
+    },
+    Candidate {
+        session_id: Uuid,
+        candidate: IceCandidateInit,
+        twin_ip: Option<IpAddr>,
+        reply: Reply<()>,
+    },
+    Close {
+        session_id: Uuid,
+        reply: Reply<()>,
+    },
+    Count {
+        reply: Reply<usize>,
+    },
+}
+
+/// What a camera forwarder hands the engine.
+enum Feed {
+    Frame(Arc<EncodedFrame>),
+    /// The forwarder fell behind the camera and lost frames.
+    Lagged(Uuid),
+}
+
+/// A camera some session watches: its forwarder task holds the camera subscription.
+struct CameraFeed {
+    forwarder: JoinHandle<()>,
+    sessions: usize,
+}
+
+pub(crate) struct Engine {
+    socket: Arc<UdpSocket>,
+    local_addr: SocketAddr,
+    host_addrs: Vec<SocketAddr>,
+    connect_timeout: Duration,
+    disconnect_timeout: Duration,
+    cameras: Arc<CameraHub>,
+    events: mpsc::Sender<MediaEvent>,
+    sessions: HashMap<Uuid, Session>,
+    /// Which session last accepted datagrams from an address: skips the linear `accepts` scan.
+    by_source: HashMap<SocketAddr, Uuid>,
+    feeds: HashMap<Uuid, CameraFeed>,
+    feed_tx: mpsc::Sender<Feed>,
+    feed_rx: Option<mpsc::Receiver<Feed>>,
+    /// Events gathered while handling one input, sent after it.
+    pending_events: Vec<MediaEvent>,
+}
+
+impl Engine {
+    pub(crate) fn new(
+        socket: UdpSocket,
+        host_addrs: Vec<SocketAddr>,
+        connect_timeout: Duration,
+        disconnect_timeout: Duration,
+        cameras: Arc<CameraHub>,
+        events: mpsc::Sender<MediaEvent>,
+    ) -> Self {
+        let local_addr = socket
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let (feed_tx, feed_rx) = mpsc::channel(FRAME_FEED_CAPACITY);
+        Self {
+            socket: Arc::new(socket),
+            local_addr,
+            host_addrs,
+            connect_timeout,
+            disconnect_timeout,
+            cameras,
+            events,
+            sessions: HashMap::new(),
+            by_source: HashMap::new(),
+            feeds: HashMap::new(),
+            feed_tx,
+            feed_rx: Some(feed_rx),
+            pending_events: Vec::new(),
+        }
+    }
+
+    /// Runs until every [`super::MediaHandle`] is dropped.
+    pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let socket = self.socket.clone();
+        let Some(mut feed_rx) = self.feed_rx.take() else {
+            return;
+        };
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        loop {
+            let deadline = self.next_deadline();
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.handle_command(command),
+                    None => break,
+                },
+                received = socket.recv_from(&mut buf) => match received {
+                    Ok((n, source)) => self.handle_datagram(buf.get(..n).unwrap_or_default(), source),
+                    // ICMP errors (port unreachable from a vanished client) surface here on some
+                    // platforms; they concern one peer, not the socket.
+                    Err(e) => tracing::debug!("UDP receive: {e}"),
+                },
+                Some(feed) = feed_rx.recv() => self.handle_feed(feed),
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+            self.handle_timeouts();
+            self.reap();
+            self.flush_events();
+        }
+        for session in self.sessions.values_mut() {
+            session.close_with("the media engine stopped".to_owned());
+        }
+        tracing::debug!("media engine stopped");
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let now = std::time::Instant::now();
+        let latest = now + MAX_IDLE;
+        let next = self
+            .sessions
+            .values()
+            .map(|s| s.next_deadline(self.disconnect_timeout))
+            .min()
+            .unwrap_or(latest)
+            .min(latest);
+        Instant::from_std(next)
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::Create { req, reply } => {
+                let _ = reply.send(self.create(req));
+            }
+            Command::Answer {
+                session_id,
+                answer_sdp,
+                reply,
+            } => {
+                let result = self.with_session(session_id, |s, socket, events| {
+                    let r = s.apply_answer(&answer_sdp);
+                    s.handle_input(Input::Timeout(std::time::Instant::now()), socket, events);
+                    r
+                });
+                let _ = reply.send(result);
+            }
+            Command::Candidate {
+                session_id,
+                candidate,
+                twin_ip,
+                reply,
+            } => {
+                let result = self.with_session(session_id, |s, socket, events| {
+                    let r = s.add_remote_candidate(&candidate, twin_ip);
+                    s.handle_input(Input::Timeout(std::time::Instant::now()), socket, events);
+                    r
+                });
+                let _ = reply.send(result);
+            }
+            Command::Close { session_id, reply } => {
+                let result = self.with_session(session_id, |s, socket, events| {
+                    s.close_with("closed by the signaling layer".to_owned());
+                    s.handle_input(Input::Timeout(std::time::Instant::now()), socket, events);
+                    Ok(())
+                });
+                let _ = reply.send(result);
+            }
+            Command::Count { reply } => {
+                let _ = reply.send(Ok(self.sessions.len()));
+            }
+        }
+    }
+
+    fn create(&mut self, req: SessionRequest) -> Result<SessionOffer, MediaError> {
+        if self.sessions.contains_key(&req.session_id) {
+            return Err(MediaError::DuplicateSession(req.session_id));
+        }
+        let camera = self
+            .cameras
+            .get(&req.camera_id)
+            .ok_or(MediaError::UnknownCamera(req.camera_id))?
+            .clone();
+        if req.include_audio {
+            tracing::debug!(session = %req.session_id, "audio requested; cameras have none yet");
+        }
+        if !req.ice_servers.is_empty() {
+            tracing::debug!(session = %req.session_id, "ICE servers ignored: host candidates only");
+        }
+        let now = std::time::Instant::now();
+        let (mut session, offer) = Session::create(
+            req.session_id,
+            camera,
+            &self.host_addrs,
+            self.connect_timeout,
+            now,
+        )?;
+        let mut events = Vec::new();
+        session.handle_input(Input::Timeout(now), &self.socket, &mut events);
+        self.pending_events.extend(events);
+        self.watch_camera(req.camera_id);
+        self.sessions.insert(req.session_id, session);
+        Ok(offer)
+    }
+
+    fn with_session<T>(
+        &mut self,
+        session_id: Uuid,
+        f: impl FnOnce(&mut Session, &UdpSocket, &mut Vec<MediaEvent>) -> Result<T, MediaError>,
+    ) -> Result<T, MediaError> {
+        let session = self
+            .sessions
+            .get_mut(&session_id)
+            .filter(|s| s.closing.is_none())
+            .ok_or(MediaError::UnknownSession(session_id))?;
+        f(session, &self.socket, &mut self.pending_events)
+    }
+
+    fn handle_datagram(&mut self, data: &[u8], source: SocketAddr) {
+        let Ok(contents) = data.try_into() else {
+            tracing::trace!("unrecognised datagram from {source}");
+            return;
+        };
+        let input = Input::Receive(
+            std::time::Instant::now(),
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.local_addr,
+                contents,
+            },
+        );
+        let cached = self
+            .by_source
+            .get(&source)
+            .filter(|id| self.sessions.get(id).is_some_and(|s| s.accepts(&input)))
+            .copied();
+        let target = cached.or_else(|| {
+            self.sessions
+                .iter()
+                .find(|(_, s)| s.accepts(&input))
+                .map(|(id, _)| *id)
+        });
+        let Some(id) = target else {
+            tracing::trace!("no session accepts a datagram from {source}");
+            return;
+        };
+        if cached.is_none() {
+            self.by_source.insert(source, id);
+        }
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.handle_input(input, &self.socket, &mut self.pending_events);
+        }
+    }
+
+    fn handle_feed(&mut self, feed: Feed) {
+        match feed {
+            Feed::Frame(frame) => {
+                for session in self.sessions.values_mut() {
+                    if session.camera.config().id == frame.camera_id {
+                        session.send_frame(&frame, &self.socket, &mut self.pending_events);
+                    }
+                }
+            }
+            Feed::Lagged(camera_id) => {
+                tracing::debug!(camera = %camera_id, "engine fell behind the camera");
+                for session in self.sessions.values_mut() {
+                    if session.camera.config().id == camera_id {
+                        session.frames_lost();
+                    }
+                }
+                if let Some(camera) = self.cameras.get(&camera_id) {
+                    camera.request_keyframe();
+                }
+            }
+        }
+    }
+
+    fn handle_timeouts(&mut self) {
+        let now = std::time::Instant::now();
+        for session in self.sessions.values_mut() {
+            if session.next_deadline(self.disconnect_timeout) <= now {
+                session.handle_timeout(
+                    now,
+                    self.disconnect_timeout,
+                    &self.socket,
+                    &mut self.pending_events,
+                );
+            }
+        }
+    }
+
+    /// Removes sessions that are closing, and stops feeds nobody watches.
+    fn reap(&mut self) {
+        let closed: Vec<Uuid> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.closing.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in closed {
+            let Some(session) = self.sessions.remove(&id) else {
+                continue;
+            };
+            self.by_source.retain(|_, s| *s != id);
+            self.unwatch_camera(session.camera.config().id);
+            self.pending_events.push(MediaEvent::Closed {
+                session_id: id,
+                reason: session.closing.unwrap_or_default(),
+            });
+        }
+    }
+
+    fn flush_events(&mut self) {
+        for event in self.pending_events.drain(..) {
+            if let Err(e) = self.events.try_send(event) {
+                tracing::debug!("media event dropped (consumer too slow or gone): {e}");
+            }
+        }
+    }
+
+    fn watch_camera(&mut self, camera_id: Uuid) {
+        if let Some(feed) = self.feeds.get_mut(&camera_id) {
+            feed.sessions += 1;
+            return;
+        }
+        let Some(camera) = self.cameras.get(&camera_id) else {
+            return;
+        };
+        let mut subscription = camera.subscribe();
+        let feed_tx = self.feed_tx.clone();
+        let forwarder = tokio::spawn(async move {
+            loop {
+                let feed = match subscription.frames.recv().await {
+                    Ok(frame) => Feed::Frame(frame),
+                    Err(RecvError::Lagged(_)) => Feed::Lagged(camera_id),
+                    Err(RecvError::Closed) => break,
+                };
+                if feed_tx.send(feed).await.is_err() {
+                    break;
+                }
+            }
+        });
+        self.feeds.insert(
+            camera_id,
+            CameraFeed {
+                forwarder,
+                sessions: 1,
+            },
+        );
+    }
+
+    fn unwatch_camera(&mut self, camera_id: Uuid) {
+        let Some(feed) = self.feeds.get_mut(&camera_id) else {
+            return;
+        };
+        feed.sessions = feed.sessions.saturating_sub(1);
+        if feed.sessions == 0 {
+            if let Some(feed) = self.feeds.remove(&camera_id) {
+                // Dropping the forwarder drops its subscription; the encoder stops with the last.
+                feed.forwarder.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        for feed in self.feeds.values() {
+            feed.forwarder.abort();
+        }
+    }
+}

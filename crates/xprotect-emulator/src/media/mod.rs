@@ -1,0 +1,342 @@
+//! WebRTC media sessions over str0m: the emulator's half of PROTOCOL.md §4.
+//!
+//! One engine task owns one UDP socket and every session on it (str0m's `chat.rs` shape):
+//!
+//! ```text
+//! MediaHandle ──commands (bounded mpsc)──▶ engine task ◀── UDP socket (Rtc::accepts demux)
+//!                                          │   ▲
+//!      mpsc<MediaEvent> ◀──────────────────┘   └── camera frames (one forwarder per camera)
+//! ```
+//!
+//! The engine is the offerer: send-only H.264 in mid `0`, an SCTP data-channel section in mid `1`,
+//! `a=setup:actpass` (either DTLS role is accepted in the answer). Video RTP timestamps count
+//! milliseconds from the first frame sent to the session, in a track declared H264/90000
+//! (PROTOCOL.md §4.2). Every call on [`MediaHandle`] is a message to the engine, which keeps all
+//! `Rtc` state to itself; after any input it drains that `Rtc` to its next timeout.
+
+mod candidate;
+mod engine;
+mod mids;
+mod session;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::camera::{CameraConfig, CameraHub, EncoderStats, default_cameras};
+
+pub use candidate::IceCandidateInit;
+
+/// Commands queued to the engine before callers wait. Commands are small and handled in
+/// microseconds, so this only absorbs a burst of signaling (e.g. a hundred clients connecting at
+/// once, each trickling a few candidates); beyond it callers wait, which is the back-pressure.
+pub const COMMAND_CHANNEL_CAPACITY: usize = 256;
+
+/// Events buffered for the consumer. The engine never waits for the consumer (that would stall
+/// media for every session), so when this is full events are dropped with a debug log. Sized
+/// for a burst of connects/data-channel messages from hundreds of sessions.
+pub const EVENT_CHANNEL_CAPACITY: usize = 1024;
+
+/// Configuration of a media engine.
+#[derive(Debug, Clone)]
+pub struct MediaEngineConfig {
+    /// Where the engine's UDP socket binds. Its address is the host candidate, so it must be a
+    /// concrete address (not `0.0.0.0`) unless [`Self::advertised_ips`] is set.
+    pub bind: SocketAddr,
+    /// Addresses to announce as host candidates instead of the bound address, each with the
+    /// socket's port (for a wildcard bind, or behind a port-preserving NAT).
+    pub advertised_ips: Vec<IpAddr>,
+    /// A session that has not connected this long after its offer is torn down.
+    pub connect_timeout: Duration,
+    /// A session whose ICE stays disconnected this long is torn down.
+    pub disconnect_timeout: Duration,
+    /// The cameras sessions can watch.
+    pub cameras: Vec<CameraConfig>,
+}
+
+impl Default for MediaEngineConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            advertised_ips: Vec::new(),
+            connect_timeout: Duration::from_secs(60),
+            disconnect_timeout: Duration::from_secs(30),
+            cameras: default_cameras(),
+        }
+    }
+}
+
+/// What a signaling request asks the media engine for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRequest {
+    /// The signaling session id; every later call and event names the session by it.
+    pub session_id: Uuid,
+    /// The camera to stream.
+    pub camera_id: Uuid,
+    /// STUN/TURN servers from the request. Not used yet: the engine only offers host candidates.
+    pub ice_servers: Vec<String>,
+    /// Whether the client wants audio. Accepted and ignored: the cameras have no audio yet.
+    pub include_audio: bool,
+}
+
+/// The engine's offer for a new session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionOffer {
+    /// The SDP offer text (not JSON-wrapped).
+    pub offer_sdp: String,
+    /// The engine's ICE candidates, ready for a browser's `addIceCandidate` (also in the SDP).
+    pub local_candidates: Vec<IceCandidateInit>,
+}
+
+/// Something that happened to a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum MediaEvent {
+    /// ICE and DTLS are up; media flows from the next keyframe.
+    Connected {
+        /// The session.
+        session_id: Uuid,
+    },
+    /// The client opened a data channel.
+    DataChannelOpen {
+        /// The session.
+        session_id: Uuid,
+        /// The channel's label, e.g. `commands`.
+        label: String,
+        /// The channel's sub-protocol, e.g. `videoos-commands`.
+        protocol: String,
+    },
+    /// A text message arrived on a data channel.
+    DataChannelMessage {
+        /// The session.
+        session_id: Uuid,
+        /// The message (binary messages are passed on if they are UTF-8).
+        text: String,
+    },
+    /// ICE lost the client; the session ends unless it comes back within the disconnect timeout.
+    Disconnected {
+        /// The session.
+        session_id: Uuid,
+    },
+    /// The session is gone.
+    Closed {
+        /// The session.
+        session_id: Uuid,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The first video frame went out (always a keyframe).
+    FirstFrameSent {
+        /// The session.
+        session_id: Uuid,
+        /// Its RTP timestamp (0: timestamps count ms from this frame).
+        rtp: u32,
+        /// The frame's recording time, Unix ms: the client's start reference.
+        recording_unix_ms: i64,
+    },
+}
+
+/// Why a media call failed. The messages are meant for the client that caused them.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// No camera has this id.
+    #[error("unknown camera {0}")]
+    UnknownCamera(Uuid),
+    /// No session has this id (never created, or already closed).
+    #[error("unknown session {0}")]
+    UnknownSession(Uuid),
+    /// A session with this id exists already.
+    #[error("session {0} exists already")]
+    DuplicateSession(Uuid),
+    /// The answer SDP was rejected.
+    #[error("bad answer SDP: {0}")]
+    BadAnswer(String),
+    /// The answer arrived for a session that is not waiting for one.
+    #[error("session {0} is not waiting for an answer")]
+    AnswerNotExpected(Uuid),
+    /// The ICE candidate was rejected.
+    #[error("bad ICE candidate: {0}")]
+    BadCandidate(String),
+    /// The engine could not create the offer.
+    #[error("cannot create the offer: {0}")]
+    Offer(String),
+    /// The UDP socket could not be set up.
+    #[error("cannot bind the media socket on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The configuration cannot work.
+    #[error("bad media configuration: {0}")]
+    Config(String),
+    /// A camera's encoder could not be created.
+    #[error("camera {camera}: {source}")]
+    Camera {
+        /// The camera.
+        camera: Uuid,
+        /// The cause.
+        source: crate::camera::EncodeError,
+    },
+    /// The engine task has stopped.
+    #[error("the media engine has stopped")]
+    EngineGone,
+}
+
+/// Starts a media engine on its own task and returns its handle and event stream.
+pub async fn start(
+    config: MediaEngineConfig,
+) -> Result<(MediaHandle, mpsc::Receiver<MediaEvent>), MediaError> {
+    install_crypto_provider();
+    let cameras_config = config.cameras.clone();
+    let cameras = tokio::task::spawn_blocking(move || {
+        let mut ids = cameras_config.iter().map(|c| c.id);
+        CameraHub::new(cameras_config.clone()).map_err(|source| MediaError::Camera {
+            camera: ids.next().unwrap_or_default(),
+            source,
+        })
+    })
+    .await
+    .map_err(|e| MediaError::Config(format!("camera setup panicked: {e}")))??;
+
+    let socket = tokio::net::UdpSocket::bind(config.bind)
+        .await
+        .map_err(|source| MediaError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+    let local_addr = socket.local_addr().map_err(|source| MediaError::Bind {
+        addr: config.bind,
+        source,
+    })?;
+    let host_addrs = host_candidate_addrs(&config, local_addr)?;
+
+    let (command_tx, command_rx) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
+    let (event_tx, event_rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+    let cameras = Arc::new(cameras);
+    let engine = engine::Engine::new(
+        socket,
+        host_addrs,
+        config.connect_timeout,
+        config.disconnect_timeout,
+        cameras.clone(),
+        event_tx,
+    );
+    tokio::spawn(engine.run(command_rx));
+    Ok((
+        MediaHandle {
+            commands: command_tx,
+            local_addr,
+            cameras,
+        },
+        event_rx,
+    ))
+}
+
+fn host_candidate_addrs(
+    config: &MediaEngineConfig,
+    local: SocketAddr,
+) -> Result<Vec<SocketAddr>, MediaError> {
+    if !config.advertised_ips.is_empty() {
+        return Ok(config
+            .advertised_ips
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, local.port()))
+            .collect());
+    }
+    if local.ip().is_unspecified() {
+        return Err(MediaError::Config(format!(
+            "bound to {local}, which is no usable host candidate: bind a concrete address or set advertised_ips"
+        )));
+    }
+    Ok(vec![local])
+}
+
+/// str0m needs a process-wide crypto provider; installing it twice is harmless.
+fn install_crypto_provider() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
+}
+
+/// A cheap, cloneable handle to a running media engine.
+#[derive(Debug, Clone)]
+pub struct MediaHandle {
+    commands: mpsc::Sender<engine::Command>,
+    local_addr: SocketAddr,
+    cameras: Arc<CameraHub>,
+}
+
+impl MediaHandle {
+    /// Creates a session for a camera and returns the offer to send to the client.
+    pub async fn create_session(&self, req: SessionRequest) -> Result<SessionOffer, MediaError> {
+        self.call(|reply| engine::Command::Create { req, reply }).await
+    }
+
+    /// Applies the client's answer (SDP text, not JSON-wrapped).
+    pub async fn apply_answer(&self, session_id: Uuid, answer_sdp: &str) -> Result<(), MediaError> {
+        let answer_sdp = answer_sdp.to_owned();
+        self.call(|reply| engine::Command::Answer {
+            session_id,
+            answer_sdp,
+            reply,
+        })
+        .await
+    }
+
+    /// Adds a client ICE candidate; it may arrive before the answer (it is kept until then).
+    /// `twin_ip` is the signaling request's X-Forwarded-For or remote address: an mDNS (`.local`)
+    /// candidate is replaced by a twin with that address (PROTOCOL.md §4.5).
+    pub async fn add_remote_candidate(
+        &self,
+        session_id: Uuid,
+        candidate: IceCandidateInit,
+        twin_ip: Option<IpAddr>,
+    ) -> Result<(), MediaError> {
+        self.call(|reply| engine::Command::Candidate {
+            session_id,
+            candidate,
+            twin_ip,
+            reply,
+        })
+        .await
+    }
+
+    /// Closes a session (no error if it is already gone).
+    pub async fn close_session(&self, session_id: Uuid) {
+        let _ = self
+            .call(|reply| engine::Command::Close { session_id, reply })
+            .await;
+    }
+
+    /// The engine's UDP socket address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The encoder counters of every camera (frames encoded, keyframes, subscribers).
+    pub fn encoder_stats(&self) -> Vec<EncoderStats> {
+        self.cameras.stats()
+    }
+
+    /// The number of open sessions.
+    pub async fn session_count(&self) -> Result<usize, MediaError> {
+        self.call(|reply| engine::Command::Count { reply }).await
+    }
+
+    async fn call<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T, MediaError>>) -> engine::Command,
+    ) -> Result<T, MediaError> {
+        let (reply, response) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| MediaError::EngineGone)?;
+        response.await.map_err(|_| MediaError::EngineGone)?
+    }
+}

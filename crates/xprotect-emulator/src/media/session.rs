@@ -1,0 +1,405 @@
+//! One client's WebRTC session: its `Rtc`, its place in the camera's stream and its timers.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::channel::{ChannelConfig, ChannelId};
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::net::Transmit;
+use str0m::rtp::{Extension, ExtensionMap};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use tokio::net::UdpSocket;
+use uuid::Uuid;
+
+use super::candidate::{IceCandidateInit, remote_candidates};
+use super::mids::MidMap;
+use super::{MediaError, MediaEvent, SessionOffer};
+use crate::camera::{CameraSource, EncodedFrame};
+
+/// Payload type of the one H.264 format offered (as in the PROTOCOL.md §4.1 skeleton).
+const H264_PT: u8 = 96;
+/// Its RTX payload type: str0m only retransmits on NACK through RTX.
+const H264_RTX_PT: u8 = 97;
+/// The stream id shared by all tracks, so a browser's `streams[0]` holds them all.
+const MSID_STREAM: &str = "xprotect";
+/// Track id of the video.
+const MSID_VIDEO_TRACK: &str = "video0";
+/// SCTP stream of the pre-negotiated channel that only exists to put an `m=application` section
+/// in the offer (str0m adds one only with a channel). It is never written to; it sits far above
+/// the ids browsers pick for the first channels they open (0, 1, 2, …).
+const PLACEHOLDER_CHANNEL_STREAM: u16 = 1023;
+/// A client's PLI/FIR is honoured at most this often, so a lossy client cannot make the shared
+/// encoder send only keyframes.
+const MIN_KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Offer sent, answer not yet applied.
+    AwaitingAnswer,
+    /// Answer applied, ICE/DTLS not yet up.
+    Connecting,
+    /// ICE and DTLS up: media flows.
+    Connected,
+}
+
+pub(crate) struct Session {
+    pub(crate) id: Uuid,
+    pub(crate) camera: Arc<CameraSource>,
+    rtc: Rtc,
+    phase: Phase,
+    pending_offer: Option<SdpPendingOffer>,
+    mids: MidMap,
+    video_mid: Mid,
+    placeholder_channel: ChannelId,
+    /// Client candidates that arrived before the answer.
+    early_candidates: Vec<Candidate>,
+    connect_deadline: Instant,
+    disconnected_since: Option<Instant>,
+    /// Recording time (Unix ms) of the first frame sent: RTP timestamp 0.
+    rtp_origin_ms: Option<i64>,
+    needs_keyframe: bool,
+    last_keyframe_request: Option<Instant>,
+    /// When str0m next wants `Input::Timeout`.
+    rtc_timeout: Instant,
+    /// Set once the session is to be removed, with the reason.
+    pub(crate) closing: Option<String>,
+}
+
+impl Session {
+    /// Creates the session's `Rtc` and its offer.
+    pub(crate) fn create(
+        id: Uuid,
+        camera: Arc<CameraSource>,
+        host_addrs: &[SocketAddr],
+        connect_timeout: Duration,
+        now: Instant,
+    ) -> Result<(Self, SessionOffer), MediaError> {
+        let mut config = RtcConfig::new()
+            .clear_codecs()
+            .set_extension_map(video_extensions());
+        config.codec_config().add_h264(
+            Pt::from(H264_PT),
+            Some(Pt::from(H264_RTX_PT)),
+            true,
+            camera.profile_level_id(),
+        );
+        let mut rtc = config.build(now);
+
+        let mut local = Vec::new();
+        for addr in host_addrs {
+            let c = Candidate::host(*addr, "udp")
+                .map_err(|e| MediaError::Offer(format!("host candidate {addr}: {e}")))?;
+            if let Some(added) = rtc.add_local_candidate(c) {
+                local.push(added.clone());
+            }
+        }
+
+        let mut api = rtc.sdp_api();
+        let video_mid = api.add_media(
+            MediaKind::Video,
+            Direction::SendOnly,
+            Some(MSID_STREAM.to_owned()),
+            Some(MSID_VIDEO_TRACK.to_owned()),
+            None,
+        );
+        let placeholder_channel = api.add_channel_with_config(ChannelConfig {
+            label: "xprotect-sctp".to_owned(),
+            negotiated: Some(PLACEHOLDER_CHANNEL_STREAM),
+            ..ChannelConfig::default()
+        });
+        let (offer, pending) = api
+            .apply()
+            .ok_or_else(|| MediaError::Offer("str0m produced no offer".to_owned()))?;
+        let (mids, offer_sdp) = MidMap::from_offer(&offer.to_sdp_string());
+        let (wire_mid, m_line_index) = mids
+            .wire(&video_mid)
+            .ok_or_else(|| MediaError::Offer("the offer lacks the video section".to_owned()))?;
+        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        let local_candidates = local
+            .iter()
+            .map(|c| IceCandidateInit::local(c, wire_mid, m_line_index, &ufrag))
+            .collect();
+
+        let session = Self {
+            id,
+            camera,
+            rtc,
+            phase: Phase::AwaitingAnswer,
+            pending_offer: Some(pending),
+            mids,
+            video_mid,
+            placeholder_channel,
+            early_candidates: Vec::new(),
+            connect_deadline: now + connect_timeout,
+            disconnected_since: None,
+            rtp_origin_ms: None,
+            needs_keyframe: true,
+            last_keyframe_request: None,
+            rtc_timeout: now,
+            closing: None,
+        };
+        Ok((
+            session,
+            SessionOffer {
+                offer_sdp,
+                local_candidates,
+            },
+        ))
+    }
+
+    pub(crate) fn apply_answer(&mut self, answer_sdp: &str) -> Result<(), MediaError> {
+        let pending = self
+            .pending_offer
+            .take()
+            .ok_or(MediaError::AnswerNotExpected(self.id))?;
+        let answer_sdp = self.mids.answer_to_internal(answer_sdp);
+        let answer = match SdpAnswer::from_sdp_string(&answer_sdp) {
+            Ok(a) => a,
+            Err(e) => {
+                self.pending_offer = Some(pending);
+                return Err(MediaError::BadAnswer(e.to_string()));
+            }
+        };
+        // str0m consumes the pending offer even when it rejects the answer, and a rejected
+        // answer may leave the Rtc half-configured: the session cannot be retried.
+        if let Err(e) = self.rtc.sdp_api().accept_answer(pending, answer) {
+            self.closing = Some(format!("bad answer: {e}"));
+            return Err(MediaError::BadAnswer(e.to_string()));
+        }
+        let video_ok = self.rtc.media(self.video_mid).is_some_and(|m| !m.disabled())
+            && self
+                .rtc
+                .writer(self.video_mid)
+                .is_some_and(|w| w.payload_params().any(|p| p.spec().codec == Codec::H264));
+        if !video_ok {
+            self.closing = Some("answer rejected the video".to_owned());
+            return Err(MediaError::BadAnswer(
+                "the answer rejects the H.264 video section".to_owned(),
+            ));
+        }
+        self.phase = Phase::Connecting;
+        for c in self.early_candidates.drain(..) {
+            self.rtc.add_remote_candidate(c);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn add_remote_candidate(
+        &mut self,
+        init: &IceCandidateInit,
+        twin_ip: Option<IpAddr>,
+    ) -> Result<(), MediaError> {
+        for c in remote_candidates(init, twin_ip)? {
+            if self.phase == Phase::AwaitingAnswer {
+                self.early_candidates.push(c);
+            } else {
+                self.rtc.add_remote_candidate(c);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn accepts(&self, input: &Input) -> bool {
+        self.rtc.accepts(input)
+    }
+
+    pub(crate) fn handle_input(&mut self, input: Input, socket: &UdpSocket, events: &mut Vec<MediaEvent>) {
+        if let Err(e) = self.rtc.handle_input(input) {
+            tracing::debug!(session = %self.id, "input rejected: {e}");
+            self.close_with(format!("WebRTC error: {e}"));
+        }
+        self.drain(socket, events);
+    }
+
+    /// Sends `frame` if the session is connected and past its first keyframe.
+    pub(crate) fn send_frame(
+        &mut self,
+        frame: &EncodedFrame,
+        socket: &UdpSocket,
+        events: &mut Vec<MediaEvent>,
+    ) {
+        if self.phase != Phase::Connected || self.closing.is_some() {
+            return;
+        }
+        if self.needs_keyframe {
+            if !frame.keyframe {
+                return;
+            }
+            self.needs_keyframe = false;
+        }
+        let first = self.rtp_origin_ms.is_none();
+        let origin = *self.rtp_origin_ms.get_or_insert(frame.recording_unix_ms);
+        // Milliseconds since the first frame, wrapping at 2^32 as an RTP timestamp does.
+        let rtp = frame.recording_unix_ms.wrapping_sub(origin) as u32;
+        let Some(writer) = self.rtc.writer(self.video_mid) else {
+            return;
+        };
+        // The track is declared H264/90000, but XProtect's RTP timestamps count ms (PROTOCOL.md
+        // §4.2): a MediaTime in the 90 kHz base is written to the wire unscaled.
+        let rtp_time = MediaTime::new(u64::from(rtp), Frequency::NINETY_KHZ);
+        match writer.write(Pt::from(H264_PT), Instant::now(), rtp_time, frame.annex_b.clone()) {
+            Ok(()) => {
+                if first {
+                    events.push(MediaEvent::FirstFrameSent {
+                        session_id: self.id,
+                        rtp,
+                        recording_unix_ms: frame.recording_unix_ms,
+                    });
+                }
+            }
+            Err(e) => tracing::debug!(session = %self.id, "frame {} not sent: {e}", frame.frame_number),
+        }
+        self.drain(socket, events);
+    }
+
+    /// Marks that frames were lost upstream: restart at the next keyframe.
+    pub(crate) fn frames_lost(&mut self) {
+        self.needs_keyframe = true;
+    }
+
+    /// Runs str0m's timers and the session's own deadlines.
+    pub(crate) fn handle_timeout(
+        &mut self,
+        now: Instant,
+        disconnect_timeout: Duration,
+        socket: &UdpSocket,
+        events: &mut Vec<MediaEvent>,
+    ) {
+        if self.phase != Phase::Connected && now >= self.connect_deadline {
+            self.close_with("not connected before the connect timeout".to_owned());
+        }
+        if self
+            .disconnected_since
+            .is_some_and(|since| now >= since + disconnect_timeout)
+        {
+            self.close_with("ICE disconnected for longer than the disconnect timeout".to_owned());
+        }
+        if now >= self.rtc_timeout {
+            self.handle_input(Input::Timeout(now), socket, events);
+        }
+    }
+
+    /// The next instant [`Self::handle_timeout`] has work to do.
+    pub(crate) fn next_deadline(&self, disconnect_timeout: Duration) -> Instant {
+        let mut deadline = self.rtc_timeout;
+        if self.phase != Phase::Connected {
+            deadline = deadline.min(self.connect_deadline);
+        }
+        if let Some(since) = self.disconnected_since {
+            deadline = deadline.min(since + disconnect_timeout);
+        }
+        deadline
+    }
+
+    /// Starts closing: the engine removes the session after this drain.
+    pub(crate) fn close_with(&mut self, reason: String) {
+        if self.closing.is_none() {
+            tracing::debug!(session = %self.id, "closing: {reason}");
+            self.closing = Some(reason);
+            // Tell the peer (RTCP BYE, DTLS close_notify); the following drain sends it.
+            if self.rtc.close().is_err() {
+                self.rtc.disconnect();
+            }
+        }
+    }
+
+    /// Polls str0m until it only has a timeout left (str0m's contract after every input).
+    fn drain(&mut self, socket: &UdpSocket, events: &mut Vec<MediaEvent>) {
+        loop {
+            if !self.rtc.is_alive() {
+                if self.closing.is_none() {
+                    self.closing = Some("the connection closed".to_owned());
+                }
+                return;
+            }
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    self.rtc_timeout = t;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => send(socket, &t),
+                Ok(Output::Event(e)) => self.handle_event(e, events),
+                Err(e) => {
+                    tracing::debug!(session = %self.id, "poll failed: {e}");
+                    self.closing.get_or_insert_with(|| format!("WebRTC error: {e}"));
+                    self.rtc.disconnect();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle_event(&mut self, event: Event, events: &mut Vec<MediaEvent>) {
+        let session_id = self.id;
+        match event {
+            Event::Connected => {
+                self.phase = Phase::Connected;
+                self.needs_keyframe = true;
+                // Fast start: the shared encoder makes its next picture an IDR.
+                self.camera.request_keyframe();
+                events.push(MediaEvent::Connected { session_id });
+            }
+            Event::IceConnectionStateChange(state) => match state {
+                IceConnectionState::Disconnected => {
+                    if self.disconnected_since.is_none() {
+                        self.disconnected_since = Some(Instant::now());
+                        events.push(MediaEvent::Disconnected { session_id });
+                    }
+                }
+                IceConnectionState::Connected | IceConnectionState::Completed => {
+                    self.disconnected_since = None;
+                }
+                _ => {}
+            },
+            Event::ChannelOpen(id, label) if id != self.placeholder_channel => {
+                let protocol = self
+                    .rtc
+                    .channel(id)
+                    .and_then(|c| c.config().map(|config| config.protocol.clone()))
+                    .unwrap_or_default();
+                events.push(MediaEvent::DataChannelOpen {
+                    session_id,
+                    label,
+                    protocol,
+                });
+            }
+            Event::ChannelData(data) => match String::from_utf8(data.data) {
+                Ok(text) => events.push(MediaEvent::DataChannelMessage { session_id, text }),
+                Err(_) => tracing::debug!(session = %session_id, "non-UTF-8 data channel message ignored"),
+            },
+            Event::KeyframeRequest(_) => {
+                let now = Instant::now();
+                let allowed = self
+                    .last_keyframe_request
+                    .is_none_or(|last| now >= last + MIN_KEYFRAME_REQUEST_INTERVAL);
+                if allowed {
+                    self.last_keyframe_request = Some(now);
+                    self.camera.request_keyframe();
+                }
+            }
+            Event::Closed => {
+                self.closing.get_or_insert_with(|| "the client closed the connection".to_owned());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// RTP header extensions offered for video. `sdes:mid` is left out on purpose (see `mids.rs`).
+fn video_extensions() -> ExtensionMap {
+    let mut exts = ExtensionMap::empty();
+    exts.set(2, Extension::AbsoluteSendTime);
+    exts.set(3, Extension::TransportSequenceNumber);
+    exts
+}
+
+fn send(socket: &UdpSocket, t: &Transmit) {
+    // UDP: when the kernel buffer is full the datagram is lost, as on the wire; never block.
+    if let Err(e) = socket.try_send_to(&t.contents, t.destination) {
+        tracing::trace!("datagram to {} dropped: {e}", t.destination);
+    }
+}
