@@ -197,13 +197,14 @@ mod tests {
     fn time_of_day_is_at_least_a_tenth_of_the_frame_high() {
         for (w, h) in [(640u32, 360u32), (1280, 720), (320, 180)] {
             let mut r = FrameRenderer::new(w, h);
+            let (width, height) = (r.width(), r.height());
             let (y, _, _) = r.render(0, 0, "X");
             // Count rows that contain text luma: the big line alone spans >= h/10 rows.
             let rows_with_text = y
-                .chunks_exact(r.width())
+                .chunks_exact(width)
                 .filter(|line| line.contains(&TEXT_LUMA))
                 .count();
-            assert!(rows_with_text >= r.height() / 10, "{w}x{h}: {rows_with_text} text rows");
+            assert!(rows_with_text >= height / 10, "{w}x{h}: {rows_with_text} text rows");
         }
     }
 
