@@ -509,7 +509,11 @@ mod tests {
 
     #[test]
     fn timestamp_change_closes_without_marker() {
-        let mut d = H264Depacketizer::default();
+        // No reordering, so the window releases the first unmarked packets at once.
+        let mut d = H264Depacketizer::new(DepacketizerConfig {
+            max_reorder: 0,
+            ..DepacketizerConfig::default()
+        });
         d.push(packet(1, 0, false, &[0x41, 1]));
         d.push(packet(2, 0, false, &[0x01, 2]));
         assert!(d.poll().is_none());
