@@ -15,7 +15,9 @@ const FRAMES_WANTED: usize = 50;
 const LIMIT: Duration = Duration::from_secs(20);
 
 fn nal_types(au: &[u8]) -> Vec<u8> {
-    split_annex_b(au).filter_map(|n| n.first().map(|h| h & 0x1F)).collect()
+    split_annex_b(au)
+        .filter_map(|n| n.first().map(|h| h & 0x1F))
+        .collect()
 }
 
 fn stamp_of(au: &[u8]) -> FrameStamp {
@@ -26,7 +28,9 @@ fn stamp_of(au: &[u8]) -> FrameStamp {
 }
 
 async fn stream_one_camera(role: DtlsRole, candidate_before_answer: bool) {
-    let (engine, mut events) = media::start(MediaEngineConfig::default()).await.expect("engine starts");
+    let (engine, mut events) = media::start(MediaEngineConfig::default())
+        .await
+        .expect("engine starts");
     let camera = default_cameras()[0].clone();
     let session_id = Uuid::new_v4();
 
@@ -41,14 +45,30 @@ async fn stream_one_camera(role: DtlsRole, candidate_before_answer: bool) {
         .await
         .expect("offer");
     assert!(offer.offer_sdp.contains("a=mid:0"), "{}", offer.offer_sdp);
-    assert!(offer.offer_sdp.contains("a=group:BUNDLE 0 1"), "{}", offer.offer_sdp);
+    assert!(
+        offer.offer_sdp.contains("a=group:BUNDLE 0 1"),
+        "{}",
+        offer.offer_sdp
+    );
     assert!(offer.offer_sdp.contains("a=setup:actpass"));
-    assert!(offer.offer_sdp.contains("m=application"), "{}", offer.offer_sdp);
+    assert!(
+        offer.offer_sdp.contains("m=application"),
+        "{}",
+        offer.offer_sdp
+    );
     assert!(offer.offer_sdp.contains("H264/90000"));
     assert!(!offer.offer_sdp.contains("VP8") && !offer.offer_sdp.contains("VP9"));
-    assert_eq!(offer.offer_sdp.matches("a=rtpmap:").count(), 2, "H.264 + its RTX only:\n{}", offer.offer_sdp);
+    assert_eq!(
+        offer.offer_sdp.matches("a=rtpmap:").count(),
+        2,
+        "H.264 + its RTX only:\n{}",
+        offer.offer_sdp
+    );
     let video_at = offer.offer_sdp.find("m=video").expect("video section");
-    assert!(video_at < offer.offer_sdp.find("m=application").expect("app section"), "video first");
+    assert!(
+        video_at < offer.offer_sdp.find("m=application").expect("app section"),
+        "video first"
+    );
     assert!(!offer.local_candidates.is_empty());
     for c in &offer.local_candidates {
         assert_eq!(c.sdp_mid.as_deref(), Some("0"));
@@ -58,11 +78,20 @@ async fn stream_one_camera(role: DtlsRole, candidate_before_answer: bool) {
 
     let (mut answerer, answer, candidate) = Answerer::answer(&offer, role).await;
     if candidate_before_answer {
-        engine.add_remote_candidate(session_id, candidate.clone(), None).await.expect("early candidate buffered");
+        engine
+            .add_remote_candidate(session_id, candidate.clone(), None)
+            .await
+            .expect("early candidate buffered");
     }
-    engine.apply_answer(session_id, &answer).await.expect("answer accepted");
+    engine
+        .apply_answer(session_id, &answer)
+        .await
+        .expect("answer accepted");
     if !candidate_before_answer {
-        engine.add_remote_candidate(session_id, candidate, None).await.expect("candidate");
+        engine
+            .add_remote_candidate(session_id, candidate, None)
+            .await
+            .expect("candidate");
     }
     answerer.open_commands_channel();
 
@@ -71,10 +100,14 @@ async fn stream_one_camera(role: DtlsRole, candidate_before_answer: bool) {
     answerer
         .run_until(&mut events, &mut seen, LIMIT, |a, _| a.channel_open)
         .await;
-    answerer.send_text(r#"{"ApiVersion":"1.0","type":"request","method":"ptzMove","params":{"direction":"up"}}"#);
+    answerer.send_text(
+        r#"{"ApiVersion":"1.0","type":"request","method":"ptzMove","params":{"direction":"up"}}"#,
+    );
     answerer
         .run_until(&mut events, &mut seen, LIMIT, |a, seen| {
-            sent |= seen.iter().any(|e| matches!(e, MediaEvent::DataChannelMessage { .. }));
+            sent |= seen
+                .iter()
+                .any(|e| matches!(e, MediaEvent::DataChannelMessage { .. }));
             a.frames.len() >= FRAMES_WANTED && sent
         })
         .await;
@@ -83,7 +116,10 @@ async fn stream_one_camera(role: DtlsRole, candidate_before_answer: bool) {
 
     // The session starts at a keyframe that carries its parameter sets.
     let first = nal_types(&answerer.frames[0].data);
-    assert!(first.contains(&5) && first.contains(&7) && first.contains(&8), "first AU NAL types {first:?}");
+    assert!(
+        first.contains(&5) && first.contains(&7) && first.contains(&8),
+        "first AU NAL types {first:?}"
+    );
     assert_eq!(first[0], 6, "the SEI stamp leads the access unit");
 
     // RTP timestamps: 0 at the first frame, then the recording-time difference in ms.
@@ -92,7 +128,12 @@ async fn stream_one_camera(role: DtlsRole, candidate_before_answer: bool) {
     let mut last_frame = origin.frame;
     for f in &answerer.frames[1..] {
         let stamp = stamp_of(&f.data);
-        assert_eq!(f.rtp as i64, stamp.recording_unix_ms - origin.recording_unix_ms, "frame {}", stamp.frame);
+        assert_eq!(
+            f.rtp as i64,
+            stamp.recording_unix_ms - origin.recording_unix_ms,
+            "frame {}",
+            stamp.frame
+        );
         assert_eq!(stamp.camera.as_deref(), Some(camera.name.as_str()));
         assert!(stamp.frame > last_frame);
         last_frame = stamp.frame;
@@ -101,39 +142,72 @@ async fn stream_one_camera(role: DtlsRole, candidate_before_answer: bool) {
     let mut wire: Vec<u32> = answerer.wire_timestamps.clone();
     wire.dedup();
     let expected: Vec<u32> = answerer.frames.iter().map(|f| f.rtp as u32).collect();
-    assert!(wire.starts_with(&expected[..expected.len() - 1]), "wire {wire:?} vs frames {expected:?}");
+    assert!(
+        wire.starts_with(&expected[..expected.len() - 1]),
+        "wire {wire:?} vs frames {expected:?}"
+    );
     // 25 fps: about 40 ms apart.
     let span = answerer.frames.last().map(|f| f.rtp).unwrap_or_default();
     let per_frame = span as f64 / (answerer.frames.len() - 1) as f64;
-    assert!((30.0..=50.0).contains(&per_frame), "{per_frame} ms per frame");
+    assert!(
+        (30.0..=50.0).contains(&per_frame),
+        "{per_frame} ms per frame"
+    );
 
     // The received stream decodes.
     let mut decoder = openh264::decoder::Decoder::new().expect("decoder");
     let mut pictures = 0;
     for f in &answerer.frames {
-        if decoder.decode(&f.data).expect("received H.264 decodes").is_some() {
+        if decoder
+            .decode(&f.data)
+            .expect("received H.264 decodes")
+            .is_some()
+        {
             pictures += 1;
         }
     }
     assert!(pictures >= FRAMES_WANTED - 2, "{pictures} pictures decoded");
 
     // Engine events.
-    wait_event(&mut events, &mut seen, LIMIT, |e| matches!(e, MediaEvent::Connected { .. })).await;
-    let first_sent = wait_event(&mut events, &mut seen, LIMIT, |e| matches!(e, MediaEvent::FirstFrameSent { .. })).await;
+    wait_event(&mut events, &mut seen, LIMIT, |e| {
+        matches!(e, MediaEvent::Connected { .. })
+    })
+    .await;
+    let first_sent = wait_event(&mut events, &mut seen, LIMIT, |e| {
+        matches!(e, MediaEvent::FirstFrameSent { .. })
+    })
+    .await;
     assert_eq!(
         first_sent,
-        MediaEvent::FirstFrameSent { session_id, rtp: 0, recording_unix_ms: origin.recording_unix_ms }
+        MediaEvent::FirstFrameSent {
+            session_id,
+            rtp: 0,
+            recording_unix_ms: origin.recording_unix_ms
+        }
     );
-    let open = wait_event(&mut events, &mut seen, LIMIT, |e| matches!(e, MediaEvent::DataChannelOpen { .. })).await;
+    let open = wait_event(&mut events, &mut seen, LIMIT, |e| {
+        matches!(e, MediaEvent::DataChannelOpen { .. })
+    })
+    .await;
     assert_eq!(
         open,
-        MediaEvent::DataChannelOpen { session_id, label: "commands".into(), protocol: "videoos-commands".into() }
+        MediaEvent::DataChannelOpen {
+            session_id,
+            label: "commands".into(),
+            protocol: "videoos-commands".into()
+        }
     );
-    let msg = wait_event(&mut events, &mut seen, LIMIT, |e| matches!(e, MediaEvent::DataChannelMessage { .. })).await;
+    let msg = wait_event(&mut events, &mut seen, LIMIT, |e| {
+        matches!(e, MediaEvent::DataChannelMessage { .. })
+    })
+    .await;
     assert!(matches!(msg, MediaEvent::DataChannelMessage { text, .. } if text.contains("ptzMove")));
 
     engine.close_session(session_id).await;
-    let closed = wait_event(&mut events, &mut seen, LIMIT, |e| matches!(e, MediaEvent::Closed { .. })).await;
+    let closed = wait_event(&mut events, &mut seen, LIMIT, |e| {
+        matches!(e, MediaEvent::Closed { .. })
+    })
+    .await;
     assert!(matches!(closed, MediaEvent::Closed { session_id: id, .. } if id == session_id));
     assert_eq!(engine.session_count().await.expect("engine alive"), 0);
 }

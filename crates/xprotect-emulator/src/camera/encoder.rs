@@ -149,7 +149,10 @@ impl CameraEncoder {
         if let (Some(sps), Some(pps)) = (&sps, &pps) {
             self.parameter_sets = Some((sps.clone(), pps.clone()));
         }
-        if !slices.iter().any(|n| n.first().is_some_and(|h| h & 0x1F <= NAL_TYPE_IDR)) {
+        if !slices
+            .iter()
+            .any(|n| n.first().is_some_and(|h| h & 0x1F <= NAL_TYPE_IDR))
+        {
             return Err(EncodeError::NoPicture(frame_number));
         }
 
@@ -230,10 +233,10 @@ pub fn split_annex_b(data: &[u8]) -> impl Iterator<Item = &[u8]> {
             }
             None => data.len(),
         };
-        if let Some(nal) = data.get(payload_start..end) {
-            if !nal.is_empty() {
-                units.push(nal);
-            }
+        if let Some(nal) = data.get(payload_start..end)
+            && !nal.is_empty()
+        {
+            units.push(nal);
         }
     }
     units.into_iter()
@@ -245,16 +248,24 @@ mod tests {
 
     #[test]
     fn splits_three_and_four_byte_start_codes() {
-        let data = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5];
+        let data = [
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5,
+        ];
         let nals: Vec<&[u8]> = split_annex_b(&data).collect();
-        assert_eq!(nals, vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4, 5][..]]);
+        assert_eq!(
+            nals,
+            vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4, 5][..]]
+        );
         assert_eq!(split_annex_b(&[1, 2, 3]).count(), 0);
         assert_eq!(split_annex_b(&[]).count(), 0);
     }
 
     #[test]
     fn reads_profile_level_id_from_sps() {
-        assert_eq!(profile_level_id_of(&[0x67, 0x42, 0xc0, 0x1e, 0xaa]), Some(0x42c01e));
+        assert_eq!(
+            profile_level_id_of(&[0x67, 0x42, 0xc0, 0x1e, 0xaa]),
+            Some(0x42c01e)
+        );
         assert_eq!(profile_level_id_of(&[0x67, 0x42]), None);
     }
 }

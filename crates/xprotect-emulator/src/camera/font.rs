@@ -104,10 +104,16 @@ mod tests {
 
     #[test]
     fn every_overlay_character_has_its_own_glyph() {
-        let covered = ('0'..='9').chain('A'..='Z').chain('a'..='z').chain("-:./#".chars());
+        let covered = ('0'..='9')
+            .chain('A'..='Z')
+            .chain('a'..='z')
+            .chain("-:./#".chars());
         for c in covered {
             assert_ne!(glyph(c), UNKNOWN, "{c:?} has no glyph");
-            assert!(glyph(c).iter().all(|row| *row < 0x20), "{c:?} is wider than 5 pixels");
+            assert!(
+                glyph(c).iter().all(|row| *row < 0x20),
+                "{c:?} is wider than 5 pixels"
+            );
         }
         assert_eq!(glyph(' '), [0; 7]);
         assert_eq!(glyph('€'), UNKNOWN);

@@ -54,8 +54,18 @@ impl CameraConfig {
 /// The emulator's default cameras: "Front Door" and "Parking Lot", both 640x360 at 25 fps.
 pub fn default_cameras() -> Vec<CameraConfig> {
     vec![
-        CameraConfig::new(uuid!("6C2F3B1E-5A4D-4E8F-9B7A-1C2D3E4F5A6B"), "Front Door", 640, 360),
-        CameraConfig::new(uuid!("0F7E2A9C-3B1D-4C5E-8F6A-7B8C9D0E1F2A"), "Parking Lot", 640, 360),
+        CameraConfig::new(
+            uuid!("6C2F3B1E-5A4D-4E8F-9B7A-1C2D3E4F5A6B"),
+            "Front Door",
+            640,
+            360,
+        ),
+        CameraConfig::new(
+            uuid!("0F7E2A9C-3B1D-4C5E-8F6A-7B8C9D0E1F2A"),
+            "Parking Lot",
+            640,
+            360,
+        ),
     ]
 }
 

@@ -66,7 +66,9 @@ impl FrameRenderer {
         // Time of day: the big line. At least a tenth of the height, but never wider than the frame.
         let big_text_width = text_width(&time_of_day).max(1);
         let big_scale = (self.height / 10).div_ceil(GLYPH_HEIGHT);
-        let big_scale = big_scale.min(self.width.saturating_sub(2 * margin) / big_text_width).max(1);
+        let big_scale = big_scale
+            .min(self.width.saturating_sub(2 * margin) / big_text_width)
+            .max(1);
         let small_scale = (big_scale / 2).max(1);
 
         let mut y = margin;
@@ -104,7 +106,10 @@ impl FrameRenderer {
         let (cw, ch) = (w / 2, h / 2);
         let (u_plane, v_plane) = chroma.split_at_mut(cw * ch);
         let chroma_bar = bar.start / 2..bar.end / 2;
-        for (u_line, v_line) in u_plane.chunks_exact_mut(cw).zip(v_plane.chunks_exact_mut(cw)) {
+        for (u_line, v_line) in u_plane
+            .chunks_exact_mut(cw)
+            .zip(v_plane.chunks_exact_mut(cw))
+        {
             u_line.fill(128);
             v_line.fill(128);
             if let Some(px) = u_line.get_mut(chroma_bar.clone()) {
@@ -186,7 +191,10 @@ mod tests {
         let mut r = FrameRenderer::new(640, 360);
         let first = {
             let (y, u, v) = r.render(1_736_942_694_120, 0, "Front Door");
-            assert_eq!((y.len(), u.len(), v.len()), (640 * 360, 320 * 180, 320 * 180));
+            assert_eq!(
+                (y.len(), u.len(), v.len()),
+                (640 * 360, 320 * 180, 320 * 180)
+            );
             y.to_vec()
         };
         let (second, _, _) = r.render(1_736_942_694_160, 1, "Front Door");
@@ -204,13 +212,20 @@ mod tests {
                 .chunks_exact(width)
                 .filter(|line| line.contains(&TEXT_LUMA))
                 .count();
-            assert!(rows_with_text >= height / 10, "{w}x{h}: {rows_with_text} text rows");
+            assert!(
+                rows_with_text >= height / 10,
+                "{w}x{h}: {rows_with_text} text rows"
+            );
         }
     }
 
     #[test]
     fn tiny_frames_do_not_panic() {
         let mut r = FrameRenderer::new(1, 1);
-        let _ = r.render(i64::MAX, u64::MAX, "a very long camera name that does not fit");
+        let _ = r.render(
+            i64::MAX,
+            u64::MAX,
+            "a very long camera name that does not fit",
+        );
     }
 }

@@ -142,7 +142,9 @@ impl CameraSource {
 
     /// Asks for the next picture to be a keyframe. Requests within one frame interval merge.
     pub fn request_keyframe(&self) {
-        self.counters.keyframe_requested.store(true, Ordering::Relaxed);
+        self.counters
+            .keyframe_requested
+            .store(true, Ordering::Relaxed);
     }
 
     /// The encoder's counters.
@@ -161,16 +163,18 @@ impl CameraSource {
     fn unsubscribe(&self) {
         let mut control = self.lock_control();
         control.subscribers = control.subscribers.saturating_sub(1);
-        if control.subscribers == 0 {
-            if let Some(stop) = control.running.take() {
-                stop.store(true, Ordering::Relaxed);
-            }
+        if control.subscribers == 0
+            && let Some(stop) = control.running.take()
+        {
+            stop.store(true, Ordering::Relaxed);
         }
     }
 
     fn lock_control(&self) -> MutexGuard<'_, Control> {
         // The lock only guards two plain fields; a panic elsewhere cannot leave them torn.
-        self.control.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.control
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The encoder thread: one picture per frame interval on the wall clock until `stop`.
@@ -192,17 +196,28 @@ impl CameraSource {
         tracing::debug!(camera = %camera.id, "encoder started");
         while !stop.load(Ordering::Relaxed) {
             let recording_unix_ms = unix_ms_now();
-            let frame_number = self.counters.next_frame_number.fetch_add(1, Ordering::Relaxed);
-            let forced = self.counters.keyframe_requested.swap(false, Ordering::Relaxed) && !first;
+            let frame_number = self
+                .counters
+                .next_frame_number
+                .fetch_add(1, Ordering::Relaxed);
+            let forced = self
+                .counters
+                .keyframe_requested
+                .swap(false, Ordering::Relaxed)
+                && !first;
             first = false;
             let planes = renderer.render(recording_unix_ms, frame_number, &camera.name);
             match encoder.encode(planes, recording_unix_ms, frame_number, forced) {
                 Ok(frame) => {
                     self.counters.frames_encoded.fetch_add(1, Ordering::Relaxed);
                     if frame.keyframe {
-                        self.counters.keyframes_encoded.fetch_add(1, Ordering::Relaxed);
+                        self.counters
+                            .keyframes_encoded
+                            .fetch_add(1, Ordering::Relaxed);
                         if forced {
-                            self.counters.forced_keyframes.fetch_add(1, Ordering::Relaxed);
+                            self.counters
+                                .forced_keyframes
+                                .fetch_add(1, Ordering::Relaxed);
                         }
                     }
                     // No receiver is fine: the last subscription may just have gone.
@@ -227,7 +242,11 @@ impl CameraSource {
     /// Clears the running marker after a failed start, unless a newer run replaced it.
     fn forget_run(&self, stop: &AtomicBool) {
         let mut control = self.lock_control();
-        if control.running.as_deref().is_some_and(|s| std::ptr::eq(s, stop)) {
+        if control
+            .running
+            .as_deref()
+            .is_some_and(|s| std::ptr::eq(s, stop))
+        {
             control.running = None;
         }
     }

@@ -60,7 +60,10 @@ pub(crate) fn remote_candidates(
     }
 
     let Some(twin_ip) = twin_ip else {
-        tracing::debug!(candidate = text, "mDNS candidate without a client address: skipped");
+        tracing::debug!(
+            candidate = text,
+            "mDNS candidate without a client address: skipped"
+        );
         return Ok(Vec::new());
     };
     let priority: u32 = fields
@@ -93,7 +96,9 @@ mod tests {
     #[test]
     fn plain_candidate_parses_with_browser_extensions() {
         let c = remote_candidates(
-            &init("candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host generation 0 network-id 1"),
+            &init(
+                "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host generation 0 network-id 1",
+            ),
             None,
         )
         .unwrap();
@@ -114,9 +119,17 @@ mod tests {
     #[test]
     fn end_of_candidates_and_garbage() {
         assert!(remote_candidates(&init(""), None).unwrap().is_empty());
-        for bad in ["candidate:", "hello", "candidate:1 1 udp x 1.2.3.4 5 typ host", "candidate:1 1 udp 1 x.local"] {
+        for bad in [
+            "candidate:",
+            "hello",
+            "candidate:1 1 udp x 1.2.3.4 5 typ host",
+            "candidate:1 1 udp 1 x.local",
+        ] {
             let r = remote_candidates(&init(bad), Some("127.0.0.1".parse().unwrap()));
-            assert!(matches!(r, Err(MediaError::BadCandidate(_))), "{bad}: {r:?}");
+            assert!(
+                matches!(r, Err(MediaError::BadCandidate(_))),
+                "{bad}: {r:?}"
+            );
         }
     }
 }

@@ -389,11 +389,11 @@ impl Engine {
             return;
         };
         feed.sessions = feed.sessions.saturating_sub(1);
-        if feed.sessions == 0 {
-            if let Some(feed) = self.feeds.remove(&camera_id) {
-                // Dropping the forwarder drops its subscription; the encoder stops with the last.
-                feed.forwarder.abort();
-            }
+        if feed.sessions == 0
+            && let Some(feed) = self.feeds.remove(&camera_id)
+        {
+            // Dropping the forwarder drops its subscription; the encoder stops with the last.
+            feed.forwarder.abort();
         }
     }
 }

@@ -32,7 +32,9 @@ impl MidMap {
 
     /// Renames the wire mids of `answer` back to str0m's.
     pub(crate) fn answer_to_internal(&self, answer: &str) -> String {
-        self.rewrite(answer, |(internal, wire)| (wire.as_str(), internal.as_str()))
+        self.rewrite(answer, |(internal, wire)| {
+            (wire.as_str(), internal.as_str())
+        })
     }
 
     /// The wire mid and m-line index of str0m's mid `internal`.
@@ -96,6 +98,9 @@ mod tests {
     fn unknown_mids_pass_through() {
         let (map, _) = MidMap::from_offer(OFFER);
         let answer = "a=group:BUNDLE 0 7\na=mid:7\n";
-        assert_eq!(map.answer_to_internal(answer), "a=group:BUNDLE aBc 7\na=mid:7\n");
+        assert_eq!(
+            map.answer_to_internal(answer),
+            "a=group:BUNDLE aBc 7\na=mid:7\n"
+        );
     }
 }

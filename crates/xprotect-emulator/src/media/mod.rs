@@ -274,7 +274,8 @@ pub struct MediaHandle {
 impl MediaHandle {
     /// Creates a session for a camera and returns the offer to send to the client.
     pub async fn create_session(&self, req: SessionRequest) -> Result<SessionOffer, MediaError> {
-        self.call(|reply| engine::Command::Create { req, reply }).await
+        self.call(|reply| engine::Command::Create { req, reply })
+            .await
     }
 
     /// Applies the client's answer (SDP text, not JSON-wrapped).

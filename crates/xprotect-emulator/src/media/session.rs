@@ -170,7 +170,10 @@ impl Session {
             self.closing = Some(format!("bad answer: {e}"));
             return Err(MediaError::BadAnswer(e.to_string()));
         }
-        let video_ok = self.rtc.media(self.video_mid).is_some_and(|m| !m.disabled())
+        let video_ok = self
+            .rtc
+            .media(self.video_mid)
+            .is_some_and(|m| !m.disabled())
             && self
                 .rtc
                 .writer(self.video_mid)
@@ -207,7 +210,12 @@ impl Session {
         self.rtc.accepts(input)
     }
 
-    pub(crate) fn handle_input(&mut self, input: Input, socket: &UdpSocket, events: &mut Vec<MediaEvent>) {
+    pub(crate) fn handle_input(
+        &mut self,
+        input: Input,
+        socket: &UdpSocket,
+        events: &mut Vec<MediaEvent>,
+    ) {
         if let Err(e) = self.rtc.handle_input(input) {
             tracing::debug!(session = %self.id, "input rejected: {e}");
             self.close_with(format!("WebRTC error: {e}"));
@@ -241,7 +249,12 @@ impl Session {
         // The track is declared H264/90000, but XProtect's RTP timestamps count ms (PROTOCOL.md
         // §4.2): a MediaTime in the 90 kHz base is written to the wire unscaled.
         let rtp_time = MediaTime::new(u64::from(rtp), Frequency::NINETY_KHZ);
-        match writer.write(Pt::from(H264_PT), Instant::now(), rtp_time, frame.annex_b.clone()) {
+        match writer.write(
+            Pt::from(H264_PT),
+            Instant::now(),
+            rtp_time,
+            frame.annex_b.clone(),
+        ) {
             Ok(()) => {
                 if first {
                     events.push(MediaEvent::FirstFrameSent {
@@ -251,7 +264,9 @@ impl Session {
                     });
                 }
             }
-            Err(e) => tracing::debug!(session = %self.id, "frame {} not sent: {e}", frame.frame_number),
+            Err(e) => {
+                tracing::debug!(session = %self.id, "frame {} not sent: {e}", frame.frame_number)
+            }
         }
         self.drain(socket, events);
     }
@@ -325,7 +340,8 @@ impl Session {
                 Ok(Output::Event(e)) => self.handle_event(e, events),
                 Err(e) => {
                     tracing::debug!(session = %self.id, "poll failed: {e}");
-                    self.closing.get_or_insert_with(|| format!("WebRTC error: {e}"));
+                    self.closing
+                        .get_or_insert_with(|| format!("WebRTC error: {e}"));
                     self.rtc.disconnect();
                     return;
                 }
@@ -344,11 +360,9 @@ impl Session {
                 events.push(MediaEvent::Connected { session_id });
             }
             Event::IceConnectionStateChange(state) => match state {
-                IceConnectionState::Disconnected => {
-                    if self.disconnected_since.is_none() {
-                        self.disconnected_since = Some(Instant::now());
-                        events.push(MediaEvent::Disconnected { session_id });
-                    }
+                IceConnectionState::Disconnected if self.disconnected_since.is_none() => {
+                    self.disconnected_since = Some(Instant::now());
+                    events.push(MediaEvent::Disconnected { session_id });
                 }
                 IceConnectionState::Connected | IceConnectionState::Completed => {
                     self.disconnected_since = None;
@@ -369,7 +383,9 @@ impl Session {
             }
             Event::ChannelData(data) => match String::from_utf8(data.data) {
                 Ok(text) => events.push(MediaEvent::DataChannelMessage { session_id, text }),
-                Err(_) => tracing::debug!(session = %session_id, "non-UTF-8 data channel message ignored"),
+                Err(_) => {
+                    tracing::debug!(session = %session_id, "non-UTF-8 data channel message ignored")
+                }
             },
             Event::KeyframeRequest(_) => {
                 let now = Instant::now();
@@ -382,7 +398,8 @@ impl Session {
                 }
             }
             Event::Closed => {
-                self.closing.get_or_insert_with(|| "the client closed the connection".to_owned());
+                self.closing
+                    .get_or_insert_with(|| "the client closed the connection".to_owned());
             }
             _ => {}
         }

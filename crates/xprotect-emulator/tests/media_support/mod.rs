@@ -52,30 +52,45 @@ impl Answerer {
     /// A receive-only answerer for `offer`, answering with `role`. Its own candidate is NOT in the
     /// answer: the test passes it through `add_remote_candidate` like trickle ICE.
     pub async fn answer(offer: &SessionOffer, role: DtlsRole) -> (Self, String, IceCandidateInit) {
-        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind answerer socket");
+        let socket = UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind answerer socket");
         let addr = socket.local_addr().expect("answerer address");
-        let mut rtc = Rtc::builder().enable_raw_packets(true).build(Instant::now());
+        let mut rtc = Rtc::builder()
+            .enable_raw_packets(true)
+            .build(Instant::now());
         // str0m answers `passive` to `actpass`; to make it the DTLS client, show it an offer that
         // says `passive` (it then answers `active`). The engine still holds its `actpass` offer.
         let offer_text = match role {
             DtlsRole::Passive => offer.offer_sdp.clone(),
-            DtlsRole::Active => offer.offer_sdp.replace("a=setup:actpass", "a=setup:passive"),
+            DtlsRole::Active => offer
+                .offer_sdp
+                .replace("a=setup:actpass", "a=setup:passive"),
         };
         let sdp_offer = SdpOffer::from_sdp_string(&offer_text).expect("engine offer parses");
-        let answer: SdpAnswer = rtc.sdp_api().accept_offer(sdp_offer).expect("offer accepted");
+        let answer: SdpAnswer = rtc
+            .sdp_api()
+            .accept_offer(sdp_offer)
+            .expect("offer accepted");
         let answer = answer.to_sdp_string();
         let expected = match role {
             DtlsRole::Active => "a=setup:active",
             DtlsRole::Passive => "a=setup:passive",
         };
-        assert!(answer.contains(expected), "answer lacks {expected}:\n{answer}");
+        assert!(
+            answer.contains(expected),
+            "answer lacks {expected}:\n{answer}"
+        );
 
         for c in &offer.local_candidates {
             let parsed = Candidate::from_sdp_string(&c.candidate).expect("engine candidate parses");
             rtc.add_remote_candidate(parsed);
         }
         let local = Candidate::host(addr, "udp").expect("answerer host candidate");
-        let local = rtc.add_local_candidate(local).expect("candidate added").clone();
+        let local = rtc
+            .add_local_candidate(local)
+            .expect("candidate added")
+            .clone();
         let init = IceCandidateInit {
             candidate: local.to_sdp_string(),
             sdp_mid: Some("0".into()),
@@ -104,7 +119,10 @@ impl Answerer {
             protocol: "videoos-commands".into(),
             ..ChannelConfig::default()
         });
-        assert!(api.apply().is_none(), "the offer's SCTP section makes renegotiation unneeded");
+        assert!(
+            api.apply().is_none(),
+            "the offer's SCTP section makes renegotiation unneeded"
+        );
         self.channel = Some(id);
     }
 
