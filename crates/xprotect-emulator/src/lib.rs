@@ -1,10 +1,40 @@
 //! XProtect API Gateway emulator.
 //!
+//! ```text
+//! EmulatorConfig ─▶ Emulator::start ─▶ RunningEmulator { gateway_url(), journal(), shutdown() }
+//!
+//! HTTP/WS (axum) ── http::router(AppState) ── IDP  (tokens)       POST  /api/IDP/connect/token
+//!                                            ├── REST (http::rest)  /api/REST/v1/WebRTC/…
+//!                                            └── WS   (ws::rpc)     /api/ws/webrtc/v1
+//!                      AppState ── sessions, tokens, journal ── media::MediaHandle (str0m, UDP)
+//! ```
+//!
 //! - [`camera`]: synthetic cameras (rendered pictures with the recording time, H.264 encoded
 //!   once per camera and shared by every session).
 //! - [`media`]: the WebRTC media engine (str0m) that offers those cameras to clients.
+//! - [`http`], [`ws`]: signaling per PROTOCOL.md §1–§3; [`state`]: what both transports share.
+//! - [`journal`]: every protocol event as a JSON line, never with a token or password.
+//!
+//! Demo credentials: user [`DEFAULT_USER`] with password [`DEFAULT_PASSWORD`] (`admin`/`admin`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod camera;
+pub mod config;
+pub mod emulator;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod journal;
 pub mod media;
+pub mod sessions;
+pub mod state;
+pub mod tokens;
+pub mod ws;
+
+pub use config::{DEFAULT_PASSWORD, DEFAULT_USER, EmulatorConfig};
+pub use emulator::{Emulator, EmulatorError, RunningEmulator};
+pub use error::EmuError;
+pub use http::router;
+pub use journal::{Journal, JournalEntry, JournalEvent, Transport};
+pub use state::AppState;

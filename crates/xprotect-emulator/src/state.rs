@@ -1,0 +1,405 @@
+//! The shared state every handler gets (axum `State`), and the signaling operations REST and
+//! WebSocket have in common: authenticate, create a session, apply an answer, add a candidate.
+//!
+//! Both transports call these, so they reject the same things with the same words; the transport
+//! layers only translate requests in and errors out.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde_json::json;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+use xprotect_proto::wire::commands::Command;
+use xprotect_proto::wire::rest::SessionResponse;
+use xprotect_proto::wire::session::format_iso_millis;
+use xprotect_proto::wire::{
+    DeviceId, IceCandidateInit, SdpKind, Secret, SessionDescription, SessionId, SessionParams,
+    StreamId,
+};
+
+use crate::config::EmulatorConfig;
+use crate::error::EmuError;
+use crate::ids::IdSource;
+use crate::journal::{Journal, JournalEvent, JournalOpenError, Transport};
+use crate::media::{self, MediaEngineConfig, MediaError, MediaEvent, MediaHandle, SessionRequest};
+use crate::sessions::{SessionRecord, SessionRegistry};
+use crate::tokens::{TokenOwner, TokenRejection, TokenStore};
+
+/// Everything the handlers share. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    tokens: TokenStore,
+    sessions: SessionRegistry,
+    media: MediaHandle,
+    journal: Journal,
+    ids: Arc<IdSource>,
+    devices: HashSet<Uuid>,
+    cors: bool,
+}
+
+/// The state could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The media engine did not start.
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    /// The journal file could not be opened.
+    #[error(transparent)]
+    Journal(#[from] JournalOpenError),
+}
+
+impl AppState {
+    /// Start the media engine and the journal for `config`, on the current runtime.
+    pub async fn new(config: &EmulatorConfig) -> Result<Self, StateError> {
+        let journal = match &config.journal {
+            Some(path) => Journal::with_file(path).await?,
+            None => Journal::in_memory(),
+        };
+        let (media, events) = media::start(MediaEngineConfig {
+            bind: config.media_bind,
+            cameras: config.cameras.clone(),
+            ..MediaEngineConfig::default()
+        })
+        .await?;
+        let ids = Arc::new(IdSource::new(config.rng_seed));
+        let state = AppState {
+            inner: Arc::new(Inner {
+                tokens: TokenStore::new(
+                    config.users.clone(),
+                    config.token_lifetime,
+                    config.refresh_token_lifetime,
+                    ids.clone(),
+                ),
+                sessions: SessionRegistry::default(),
+                media,
+                journal,
+                ids,
+                devices: config.cameras.iter().map(|c| c.id).collect(),
+                cors: config.cors,
+            }),
+        };
+        tokio::spawn(forward_media_events(
+            events,
+            state.inner.journal.clone(),
+            state.inner.sessions.clone(),
+        ));
+        Ok(state)
+    }
+
+    /// The token store (identity provider).
+    pub fn tokens(&self) -> &TokenStore {
+        &self.inner.tokens
+    }
+
+    /// The session registry.
+    pub fn sessions(&self) -> &SessionRegistry {
+        &self.inner.sessions
+    }
+
+    /// The media engine.
+    pub fn media(&self) -> &MediaHandle {
+        &self.inner.media
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &Journal {
+        &self.inner.journal
+    }
+
+    /// Whether CORS is on.
+    pub fn cors(&self) -> bool {
+        self.inner.cors
+    }
+
+    /// A fresh random UUID from the (possibly seeded) id source.
+    pub fn new_uuid(&self) -> Uuid {
+        self.inner.ids.uuid()
+    }
+
+    /// Who a raw access token belongs to (401 otherwise).
+    pub fn authenticate(&self, token: &str) -> Result<TokenOwner, EmuError> {
+        self.inner.tokens.validate(token).map_err(|rejection| {
+            EmuError::Unauthorized(match rejection {
+                TokenRejection::Unknown => "the bearer token is not valid".to_owned(),
+                TokenRejection::Expired => "the bearer token has expired".to_owned(),
+            })
+        })
+    }
+
+    /// Create a media session for `owner` and record it.
+    pub async fn create_session(
+        &self,
+        owner: &TokenOwner,
+        token: Secret,
+        params: SessionParams,
+        transport: Transport,
+        echo: SessionResponse,
+    ) -> Result<SessionRecord, EmuError> {
+        let stream_field = match transport {
+            Transport::Rest => "streamId",
+            Transport::Ws => "streamID",
+        };
+        self.check_device(params.device)?;
+        self.check_stream(params.device, params.stream, stream_field)?;
+        let id = SessionId(self.new_uuid());
+        let offer = self
+            .inner
+            .media
+            .create_session(SessionRequest {
+                session_id: id.0,
+                camera_id: params.device.0,
+                ice_servers: params
+                    .ice_servers
+                    .iter()
+                    .flat_map(|s| s.urls.iter().cloned())
+                    .collect(),
+                include_audio: params.include_audio,
+            })
+            .await?;
+        let server_candidates: Vec<IceCandidateInit> =
+            offer.local_candidates.iter().map(wire_candidate).collect();
+        let record = SessionRecord {
+            id,
+            owner: owner.user.clone(),
+            token,
+            transport,
+            offer_json: SessionDescription::offer(offer.offer_sdp).to_json_string(),
+            answer_json: None,
+            server_candidate_strings: server_candidates
+                .iter()
+                .map(IceCandidateInit::to_json_string)
+                .collect(),
+            server_candidates,
+            params,
+            echo,
+        };
+        self.inner.sessions.insert(record.clone());
+        self.journal().record(JournalEvent::SessionCreated {
+            session: id.to_string(),
+            device: record.params.device.to_string(),
+            transport,
+            stream: record.params.stream.map(|s| s.to_string()),
+            mode: if record.params.playback.is_some() {
+                "playback"
+            } else {
+                "live"
+            },
+            playback: record.params.playback.map(|p| {
+                json!({"start": format_iso_millis(p.start), "speed": p.speed, "skipGaps": p.skip_gaps})
+            }),
+            include_audio: record.params.include_audio,
+        });
+        self.journal().record(JournalEvent::ServerCandidates {
+            session: id.to_string(),
+            candidates: record
+                .server_candidates
+                .iter()
+                .map(|c| c.candidate.clone())
+                .collect(),
+        });
+        Ok(record)
+    }
+
+    /// Apply the client's answer (a JSON string of `{type:"answer",sdp}`); `field` names it in
+    /// errors (`answerSDP` for REST, `answer` for WebSocket).
+    pub async fn apply_answer(
+        &self,
+        owner: &str,
+        session: SessionId,
+        answer_json: &str,
+        field: &str,
+        transport: Transport,
+    ) -> Result<SessionRecord, EmuError> {
+        let description = SessionDescription::from_json_string(answer_json, SdpKind::Answer)
+            .map_err(|e| EmuError::field(field, format!("not an answer description: {e}")))?;
+        self.owned(session, owner)?;
+        self.inner
+            .media
+            .apply_answer(session.0, &description.sdp)
+            .await
+            .map_err(|error| match EmuError::from(error) {
+                EmuError::BadRequest { message, .. } => EmuError::field(field, message),
+                other => other,
+            })?;
+        let record = self
+            .inner
+            .sessions
+            .update(session, owner, |r| {
+                r.answer_json = Some(answer_json.to_owned())
+            })
+            .ok_or_else(|| not_found(session))?;
+        self.journal().record(JournalEvent::AnswerReceived {
+            session: session.to_string(),
+            transport,
+        });
+        Ok(record)
+    }
+
+    /// Hand a client candidate to the media engine (before or after the answer). `twin_ip` is the
+    /// signaling peer's address, used in place of an mDNS name (PROTOCOL.md §4.5).
+    pub async fn add_client_candidate(
+        &self,
+        owner: &str,
+        session: SessionId,
+        candidate: &IceCandidateInit,
+        twin_ip: Option<IpAddr>,
+    ) -> Result<(), EmuError> {
+        self.owned(session, owner)?;
+        let address = candidate.address().unwrap_or_default().to_owned();
+        let is_mdns = address.to_ascii_lowercase().ends_with(".local");
+        self.inner
+            .media
+            .add_remote_candidate(session.0, media_candidate(candidate), twin_ip)
+            .await?;
+        self.journal().record(JournalEvent::ClientCandidate {
+            session: session.to_string(),
+            address,
+            twin: twin_ip.filter(|_| is_mdns).map(|ip| ip.to_string()),
+        });
+        Ok(())
+    }
+
+    /// Replace the token a session keeps; the new token must be valid and of the same user.
+    pub fn update_session_token(
+        &self,
+        owner: &str,
+        session: SessionId,
+        token: &Secret,
+    ) -> Result<SessionRecord, EmuError> {
+        self.owned(session, owner)?;
+        let new_owner = self.authenticate(token.expose())?;
+        if new_owner.user != owner {
+            return Err(EmuError::Forbidden(
+                "the new token belongs to another user than the session".to_owned(),
+            ));
+        }
+        self.inner
+            .sessions
+            .update(session, owner, |r| r.token = token.clone())
+            .ok_or_else(|| not_found(session))
+    }
+
+    /// A session of `owner`, or 404.
+    pub fn owned(&self, session: SessionId, owner: &str) -> Result<SessionRecord, EmuError> {
+        self.inner
+            .sessions
+            .get(session, owner)
+            .ok_or_else(|| not_found(session))
+    }
+
+    fn check_device(&self, device: DeviceId) -> Result<(), EmuError> {
+        if self.inner.devices.contains(&device.0) {
+            Ok(())
+        } else {
+            Err(EmuError::NotFound(format!("no device {device}")))
+        }
+    }
+
+    /// The cameras have one (default) stream each and no stream ids yet, so any explicit
+    /// `streamId` is unknown. Playback and multi-stream cameras extend this one place.
+    fn check_stream(
+        &self,
+        device: DeviceId,
+        stream: Option<StreamId>,
+        field: &str,
+    ) -> Result<(), EmuError> {
+        match stream {
+            None => Ok(()),
+            Some(stream) => Err(EmuError::field(
+                field,
+                format!("device {device} has no stream {stream}; omit it for the default stream"),
+            )),
+        }
+    }
+}
+
+fn not_found(session: SessionId) -> EmuError {
+    EmuError::NotFound(format!("no session {session}"))
+}
+
+/// The media engine has its own `IceCandidateInit` with the same JSON shape; copy field by field.
+fn media_candidate(c: &IceCandidateInit) -> media::IceCandidateInit {
+    media::IceCandidateInit {
+        candidate: c.candidate.clone(),
+        sdp_mid: c.sdp_mid.clone(),
+        sdp_m_line_index: c.sdp_m_line_index,
+        username_fragment: c.username_fragment.clone(),
+    }
+}
+
+fn wire_candidate(c: &media::IceCandidateInit) -> IceCandidateInit {
+    IceCandidateInit {
+        candidate: c.candidate.clone(),
+        sdp_mid: c.sdp_mid.clone(),
+        sdp_m_line_index: c.sdp_m_line_index,
+        username_fragment: c.username_fragment.clone(),
+    }
+}
+
+/// Journal every media event; forget sessions the engine closed.
+async fn forward_media_events(
+    mut events: mpsc::Receiver<MediaEvent>,
+    journal: Journal,
+    sessions: SessionRegistry,
+) {
+    while let Some(event) = events.recv().await {
+        let entry = match event {
+            MediaEvent::Connected { session_id } => JournalEvent::Connected {
+                session: session_id.to_string(),
+            },
+            MediaEvent::FirstFrameSent {
+                session_id,
+                rtp,
+                recording_unix_ms,
+            } => JournalEvent::FirstFrameSent {
+                session: session_id.to_string(),
+                rtp,
+                recording_unix_ms,
+                recording_time: time::OffsetDateTime::from_unix_timestamp_nanos(
+                    i128::from(recording_unix_ms) * 1_000_000,
+                )
+                .map(crate::journal::format_rfc3339)
+                .unwrap_or_default(),
+            },
+            MediaEvent::DataChannelOpen {
+                session_id,
+                label,
+                protocol,
+            } => JournalEvent::DataChannelOpen {
+                session: session_id.to_string(),
+                label,
+                protocol,
+            },
+            MediaEvent::DataChannelMessage { session_id, text } => {
+                let (command, error) = match Command::parse(&text) {
+                    Ok(command) => (Some(format!("{command:?}")), None),
+                    Err(error) => (None, Some(error.to_string())),
+                };
+                JournalEvent::DataChannelMessage {
+                    session: session_id.to_string(),
+                    text,
+                    command,
+                    error,
+                }
+            }
+            MediaEvent::Disconnected { session_id } => JournalEvent::Disconnected {
+                session: session_id.to_string(),
+            },
+            MediaEvent::Closed { session_id, reason } => {
+                sessions.remove(SessionId(session_id));
+                JournalEvent::Closed {
+                    session: session_id.to_string(),
+                    reason,
+                }
+            }
+        };
+        journal.record(entry);
+    }
+}
