@@ -1,1 +1,16 @@
-//! placeholder
+//! Async XProtect API Gateway WebRTC client.
+//!
+//! - [`gateway`]: the gateway URL, TLS, and executing the protocol core's HTTP/WebSocket requests.
+//! - [`login`]: logging in at the IDP and keeping the token fresh in the background.
+//! - [`session`]: one streaming session (signaling + peer + depacketiser + frame clock) → frames.
+//! - [`media`]: the WebRTC peer (webrtc-rs), answering the gateway's offer receive-only.
+//! - [`record`]: MP4 / raw H.264 / frame-time writers.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod gateway;
+pub mod login;
+pub mod media;
+pub mod record;
+pub mod session;
+pub mod tls;

@@ -1,0 +1,673 @@
+//! One streaming session: signaling (REST or WebSocket) + the WebRTC peer + H.264 depacketising +
+//! the frame clock, owned by one driver task that turns it all into timed frames.
+//!
+//! ```text
+//!  Session::start ──► driver task ──┬─ Signaling (sans IO) ◄──► Gateway (HTTP / WebSocket)
+//!                                   ├─ Peer (webrtc-rs)  ──► RTP ──► H264Depacketizer ──► FrameClock
+//!                                   └─ TokenSource watch (REST: PATCH the new token)
+//!  SessionEvent::{Created, Connected, Video, Audio, Warning, Ended} ◄── mpsc
+//! ```
+
+use crate::gateway::{Gateway, WsIncoming, WsStream, ws_recv, ws_send};
+use crate::login::{TokenSource, TokenState};
+use crate::media::{
+    DtlsRole, IceCandidateInit as PeerCandidate, Peer, PeerConfig, PeerError, PeerEvent, TrackKind,
+};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant, SystemTime};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use xprotect_proto::clock::{FrameClock, FrameTime, RtpUnits};
+use xprotect_proto::h264::{AccessUnit, DepacketizerConfig, H264Depacketizer};
+use xprotect_proto::rtp::RtpPacket;
+use xprotect_proto::signal::{
+    HttpRequest, HttpResponse, Output, RequestId, RestConfig, RestSignaling, SignalError,
+    SignalEvent, Signaling, WsConfig, WsSignaling,
+};
+use xprotect_proto::wire::{IceCandidateInit, SessionId, SessionParams};
+
+/// Which signaling transport to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignalingKind {
+    /// REST with candidate polling (every release since 2023 R1).
+    Rest,
+    /// WebSocket JSON-RPC (2025 R1 and later), the faster one.
+    #[default]
+    WebSocket,
+}
+
+/// Everything a session needs besides the gateway and the token.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// REST or WebSocket.
+    pub signaling: SignalingKind,
+    /// What to ask the gateway for.
+    pub params: SessionParams,
+    /// Our WebRTC peer's settings.
+    pub peer: PeerConfig,
+    /// REST tunables.
+    pub rest: RestConfig,
+    /// WebSocket tunables.
+    pub ws: WsConfig,
+    /// From start to the first decodable frame, at most.
+    pub first_frame_timeout: Duration,
+    /// After the first frame, the longest silence before the session counts as lost.
+    pub media_timeout: Duration,
+    /// Retry once with the DTLS `active` role when a `passive` answer never completes DTLS.
+    pub dtls_fallback: bool,
+}
+
+impl SessionOptions {
+    /// Defaults for these parameters.
+    pub fn new(params: SessionParams) -> Self {
+        Self {
+            signaling: SignalingKind::default(),
+            params,
+            peer: PeerConfig::default(),
+            rest: RestConfig::default(),
+            ws: WsConfig::default(),
+            first_frame_timeout: Duration::from_secs(20),
+            media_timeout: Duration::from_secs(10),
+            dtls_fallback: true,
+        }
+    }
+}
+
+/// A decodable video frame (H.264 access unit) with its wall-clock time.
+#[derive(Debug, Clone)]
+pub struct VideoFrame {
+    /// The access unit (NAL units, AVC and Annex-B forms, keyframe flag, SEI).
+    pub access_unit: AccessUnit,
+    /// Its time: media milliseconds since the start reference and the wall clock.
+    pub time: FrameTime,
+    /// When its last packet arrived, on the wall clock.
+    pub received: OffsetDateTime,
+}
+
+/// One PCMU packet with its time.
+#[derive(Debug, Clone)]
+pub struct AudioPacket {
+    /// The RTP packet.
+    pub packet: RtpPacket,
+    /// Its time (8 kHz samples since the start reference).
+    pub time: FrameTime,
+    /// When it arrived, on the wall clock.
+    pub received: OffsetDateTime,
+}
+
+/// What a session reports.
+#[derive(Debug)]
+pub enum SessionEvent {
+    /// The gateway created the session.
+    Created(SessionId),
+    /// ICE and DTLS are up.
+    Connected,
+    /// The `commands` data channel is open (PTZ/aux can be sent).
+    CommandsReady,
+    /// A video frame. The first one is always a keyframe.
+    Video(VideoFrame),
+    /// An audio packet.
+    Audio(AudioPacket),
+    /// Something odd that does not end the session (gateway error notifications, dropped frames).
+    Warning(String),
+    /// The session ended; `Ok` after [`Session::close`].
+    Ended(Result<(), SessionError>),
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SessionError {
+    /// Signaling failed.
+    #[error(transparent)]
+    Signal(#[from] SignalError),
+    /// The WebRTC peer failed.
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    /// The gateway connection could not be opened.
+    #[error("{0}")]
+    Connect(String),
+    /// The token is gone (login failed for good).
+    #[error("no valid access token: {0}")]
+    Token(String),
+    /// No decodable frame arrived in time.
+    #[error(
+        "no video frame within {0:?} (is the camera streaming H.264? cameras with privacy masking cannot stream over WebRTC)"
+    )]
+    NoFirstFrame(Duration),
+    /// Media stopped.
+    #[error("no media for {0:?}")]
+    MediaTimeout(Duration),
+}
+
+impl SessionError {
+    /// True when a passive-role answer never completed DTLS.
+    fn is_passive_dtls_timeout(&self) -> bool {
+        matches!(
+            self,
+            SessionError::Peer(PeerError::DtlsTimeout {
+                role: DtlsRole::Passive,
+                ..
+            })
+        )
+    }
+}
+
+enum SessionCommand {
+    SendCommand(String, tokio::sync::oneshot::Sender<Result<(), PeerError>>),
+    RequestKeyframe,
+    Close,
+}
+
+/// A running session. Events come from [`Session::next_event`]; dropping the session stops it.
+#[derive(Debug)]
+pub struct Session {
+    events: mpsc::Receiver<SessionEvent>,
+    commands: mpsc::Sender<SessionCommand>,
+    task: JoinHandle<()>,
+}
+
+/// Frames queued towards the consumer. At 25 fps this is 10 s of video: a slow disk must not
+/// stall the WebRTC stack, and a stuck consumer is told via a warning rather than by OOM.
+const EVENT_CHANNEL_CAPACITY: usize = 256;
+/// Commands are rare (user actions).
+const COMMAND_CHANNEL_CAPACITY: usize = 16;
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Session {
+    /// Start a session; it runs until it fails or is closed.
+    pub fn start(gateway: Gateway, tokens: &TokenSource, options: SessionOptions) -> Session {
+        let (events_tx, events) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+        let (commands, commands_rx) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
+        let token_watch = tokens.subscribe();
+        let task = tokio::spawn(run(gateway, token_watch, options, events_tx, commands_rx));
+        Session {
+            events,
+            commands,
+            task,
+        }
+    }
+
+    /// The next event; `None` after `Ended`.
+    pub async fn next_event(&mut self) -> Option<SessionEvent> {
+        self.events.recv().await
+    }
+
+    /// Send a text command on the `commands` data channel.
+    pub async fn send_command(&self, text: String) -> Result<(), PeerError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.commands
+            .send(SessionCommand::SendCommand(text, tx))
+            .await
+            .map_err(|_| PeerError::Closed)?;
+        rx.await.map_err(|_| PeerError::Closed)?
+    }
+
+    /// Ask for a keyframe (PLI).
+    pub async fn request_keyframe(&self) {
+        let _ = self.commands.send(SessionCommand::RequestKeyframe).await;
+    }
+
+    /// Ask the session to end; it reports `Ended(Ok(()))`.
+    pub async fn close(&self) {
+        let _ = self.commands.send(SessionCommand::Close).await;
+    }
+}
+
+async fn run(
+    gateway: Gateway,
+    token_watch: watch::Receiver<TokenState>,
+    mut options: SessionOptions,
+    events: mpsc::Sender<SessionEvent>,
+    mut commands: mpsc::Receiver<SessionCommand>,
+) {
+    loop {
+        let driver = Driver::new(
+            gateway.clone(),
+            token_watch.clone(),
+            options.clone(),
+            events.clone(),
+        );
+        let result = driver.run(&mut commands).await;
+        match result {
+            // Only before anything was delivered is a retry with the other DTLS role invisible.
+            Err((error, false)) if options.dtls_fallback && error.is_passive_dtls_timeout() => {
+                let _ = events
+                    .send(SessionEvent::Warning(format!(
+                        "{error}; retrying with the DTLS role active"
+                    )))
+                    .await;
+                options.peer.dtls_role = DtlsRole::Active;
+                options.dtls_fallback = false;
+            }
+            Err((error, _)) => {
+                let _ = events.send(SessionEvent::Ended(Err(error))).await;
+                return;
+            }
+            Ok(()) => {
+                let _ = events.send(SessionEvent::Ended(Ok(()))).await;
+                return;
+            }
+        }
+    }
+}
+
+type HttpFuture = Pin<Box<dyn Future<Output = (RequestId, Result<HttpResponse, String>)> + Send>>;
+
+/// Maps `Instant`s to the wall clock through one anchor taken at start (str0m's time tricks):
+/// frame times stay monotonic even if the system clock is stepped during a recording.
+#[derive(Debug, Clone, Copy)]
+struct WallClockAnchor {
+    instant: Instant,
+    wall: OffsetDateTime,
+}
+
+impl WallClockAnchor {
+    fn now() -> Self {
+        Self {
+            instant: Instant::now(),
+            wall: OffsetDateTime::from(SystemTime::now()),
+        }
+    }
+
+    fn wall(&self, at: Instant) -> OffsetDateTime {
+        match at.checked_duration_since(self.instant) {
+            Some(after) => self.wall + after,
+            None => self.wall - self.instant.duration_since(at),
+        }
+    }
+}
+
+struct Driver {
+    gateway: Gateway,
+    token_watch: watch::Receiver<TokenState>,
+    options: SessionOptions,
+    events: mpsc::Sender<SessionEvent>,
+    signaling: Signaling,
+    ws: Option<WsStream>,
+    peer: Option<(Peer, mpsc::Receiver<PeerEvent>)>,
+    http: FuturesUnordered<HttpFuture>,
+    depacketizer: H264Depacketizer,
+    video_clock: Option<FrameClock>,
+    audio_clock: Option<FrameClock>,
+    anchor: WallClockAnchor,
+    started: Instant,
+    waiting_for_keyframe: bool,
+    last_keyframe_request: Option<Instant>,
+    last_media: Option<Instant>,
+    delivered: bool,
+}
+
+impl Driver {
+    fn new(
+        gateway: Gateway,
+        token_watch: watch::Receiver<TokenState>,
+        options: SessionOptions,
+        events: mpsc::Sender<SessionEvent>,
+    ) -> Self {
+        let signaling = match options.signaling {
+            SignalingKind::Rest => Signaling::Rest(RestSignaling::new(options.rest.clone())),
+            SignalingKind::WebSocket => Signaling::Ws(WsSignaling::new(options.ws.clone())),
+        };
+        Self {
+            gateway,
+            token_watch,
+            events,
+            signaling,
+            ws: None,
+            peer: None,
+            http: FuturesUnordered::new(),
+            depacketizer: H264Depacketizer::new(DepacketizerConfig::default()),
+            video_clock: None,
+            audio_clock: None,
+            anchor: WallClockAnchor::now(),
+            started: Instant::now(),
+            waiting_for_keyframe: true,
+            last_keyframe_request: None,
+            last_media: None,
+            delivered: false,
+            options,
+        }
+    }
+
+    /// Runs until closed (`Ok`) or failed (`Err((error, delivered_anything))`).
+    async fn run(
+        mut self,
+        commands: &mut mpsc::Receiver<SessionCommand>,
+    ) -> Result<(), (SessionError, bool)> {
+        let result = self.run_inner(commands).await;
+        if let Some((peer, _)) = self.peer.take() {
+            peer.close().await;
+        }
+        if let Some(mut ws) = self.ws.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+        }
+        result.map_err(|e| (e, self.delivered))
+    }
+
+    async fn run_inner(
+        &mut self,
+        commands: &mut mpsc::Receiver<SessionCommand>,
+    ) -> Result<(), SessionError> {
+        let token = match &*self.token_watch.borrow_and_update() {
+            TokenState::Valid { token, .. } => token.clone(),
+            TokenState::Failed(e) => return Err(SessionError::Token(e.to_string())),
+            TokenState::Pending => return Err(SessionError::Token("not logged in yet".into())),
+        };
+        if self.options.signaling == SignalingKind::WebSocket {
+            self.ws = Some(
+                self.gateway
+                    .connect_ws()
+                    .await
+                    .map_err(SessionError::Connect)?,
+            );
+        }
+        self.signaling
+            .start(Instant::now(), self.options.params.clone(), token);
+
+        loop {
+            let deadline = self.drain_signaling().await?;
+            let media_deadline = self.media_deadline();
+            tokio::select! {
+                Some((id, result)) = self.http.next(), if !self.http.is_empty() => {
+                    match result {
+                        Ok(response) => self.signaling.handle_http_response(Instant::now(), id, response),
+                        Err(error) => self.signaling.handle_http_failure(Instant::now(), id, error),
+                    }
+                }
+                incoming = next_ws(&mut self.ws) => match incoming {
+                    WsIncoming::Text(text) => self.signaling.handle_ws_text(Instant::now(), &text),
+                    WsIncoming::Closed(reason) => {
+                        self.ws = None;
+                        self.signaling.handle_ws_closed(Instant::now(), reason);
+                    }
+                },
+                event = next_peer_event(&mut self.peer) => match event {
+                    Some(event) => self.on_peer_event(event).await?,
+                    None => return Err(SessionError::Peer(PeerError::Closed)),
+                },
+                changed = self.token_watch.changed() => {
+                    if changed.is_err() {
+                        return Err(SessionError::Token("the login task ended".into()));
+                    }
+                    self.on_token_change()?;
+                }
+                command = commands.recv() => match command {
+                    None | Some(SessionCommand::Close) => return Ok(()),
+                    Some(SessionCommand::SendCommand(text, reply)) => {
+                        let result = match &self.peer {
+                            Some((peer, _)) => peer.send_command(text).await,
+                            None => Err(PeerError::DataChannelNotOpen),
+                        };
+                        let _ = reply.send(result);
+                    }
+                    Some(SessionCommand::RequestKeyframe) => self.request_keyframe(true).await,
+                },
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                    self.signaling.handle_timeout(Instant::now());
+                }
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(media_deadline.0)) => {
+                    return Err(media_deadline.1);
+                }
+            }
+        }
+    }
+
+    /// Perform everything signaling wants; returns its next deadline.
+    async fn drain_signaling(&mut self) -> Result<Instant, SessionError> {
+        loop {
+            match self.signaling.poll_output() {
+                Output::Http(id, request) => self.spawn_http(id, request),
+                Output::Ws(text) => {
+                    let Some(ws) = self.ws.as_mut() else {
+                        tracing::debug!("signaling frame dropped: the WebSocket is closed");
+                        continue;
+                    };
+                    if let Err(error) = ws_send(ws, text).await {
+                        self.ws = None;
+                        self.signaling.handle_ws_closed(Instant::now(), error);
+                    }
+                }
+                Output::Event(event) => self.on_signal_event(event).await?,
+                Output::Timeout(at, _) => return Ok(at),
+            }
+        }
+    }
+
+    fn spawn_http(&mut self, id: RequestId, request: HttpRequest) {
+        let gateway = self.gateway.clone();
+        self.http.push(Box::pin(
+            async move { (id, gateway.execute(&request).await) },
+        ));
+    }
+
+    async fn on_signal_event(&mut self, event: SignalEvent) -> Result<(), SessionError> {
+        match event {
+            SignalEvent::SessionCreated(id) => self.emit(SessionEvent::Created(id)).await,
+            SignalEvent::Offer(sdp) => {
+                let (peer, answer, peer_events) =
+                    Peer::answer(&sdp, self.options.peer.clone()).await?;
+                self.peer = Some((peer, peer_events));
+                self.signaling.send_answer(Instant::now(), &answer);
+            }
+            SignalEvent::RemoteCandidate(candidate) => {
+                if let Some((peer, _)) = &self.peer {
+                    if let Err(error) = peer
+                        .add_remote_candidate(to_peer_candidate(candidate))
+                        .await
+                    {
+                        self.emit(SessionEvent::Warning(format!(
+                            "ignored a gateway candidate: {error}"
+                        )))
+                        .await;
+                    }
+                }
+            }
+            SignalEvent::RemoteCandidatesDone
+            | SignalEvent::AnswerAccepted
+            | SignalEvent::TokenUpdated => {}
+            SignalEvent::ServerError { code, message } => {
+                self.emit(SessionEvent::Warning(format!(
+                    "gateway: {message} (code {code})"
+                )))
+                .await
+            }
+            SignalEvent::Failed(error) => return Err(error.into()),
+        }
+        Ok(())
+    }
+
+    async fn on_peer_event(&mut self, event: PeerEvent) -> Result<(), SessionError> {
+        match event {
+            PeerEvent::LocalCandidate(candidate) => self
+                .signaling
+                .add_local_candidate(Instant::now(), &from_peer_candidate(candidate)),
+            PeerEvent::ConnectionState(crate::media::ConnectionState::Connected) => {
+                self.signaling.set_media_connected(Instant::now(), true);
+                self.emit(SessionEvent::Connected).await;
+            }
+            PeerEvent::CommandsChannelOpen => self.emit(SessionEvent::CommandsReady).await,
+            PeerEvent::Rtp {
+                kind: TrackKind::Video,
+                packet,
+            } => self.on_video_packet(packet).await,
+            PeerEvent::Rtp {
+                kind: TrackKind::Audio,
+                packet,
+            } => self.on_audio_packet(packet).await,
+            PeerEvent::Failed(error) => return Err(error.into()),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn on_video_packet(&mut self, packet: RtpPacket) {
+        self.last_media = Some(packet.arrival);
+        self.depacketizer.push(packet);
+        while let Some(access_unit) = self.depacketizer.poll() {
+            self.on_access_unit(access_unit).await;
+        }
+    }
+
+    async fn on_access_unit(&mut self, access_unit: AccessUnit) {
+        if !access_unit.complete {
+            // A decoder would show corruption until the next IDR: skip to it and ask for one.
+            if !self.waiting_for_keyframe {
+                self.emit(SessionEvent::Warning(
+                    "lost packets: skipping to the next keyframe".into(),
+                ))
+                .await;
+            }
+            self.waiting_for_keyframe = true;
+            self.request_keyframe(false).await;
+            return;
+        }
+        if self.waiting_for_keyframe {
+            if !access_unit.keyframe {
+                self.request_keyframe(false).await;
+                return;
+            }
+            self.waiting_for_keyframe = false;
+        }
+        let clock = self.video_clock.get_or_insert_with(|| {
+            FrameClock::new(
+                start_reference(&self.options.params, &self.anchor, &access_unit),
+                RtpUnits::VideoMilliseconds,
+            )
+        });
+        let time = clock.frame_time(access_unit.rtp_timestamp);
+        let received = self.anchor.wall(access_unit.arrival);
+        self.delivered = true;
+        self.emit(SessionEvent::Video(VideoFrame {
+            access_unit,
+            time,
+            received,
+        }))
+        .await;
+    }
+
+    async fn on_audio_packet(&mut self, packet: RtpPacket) {
+        self.last_media = Some(packet.arrival);
+        // Audio is timed against the same start reference as video (PROTOCOL.md §4.2).
+        let Some(video) = &self.video_clock else {
+            return;
+        };
+        let start_ref = video.start_ref();
+        let clock = self
+            .audio_clock
+            .get_or_insert_with(|| FrameClock::new(start_ref, RtpUnits::AudioSamples8k));
+        let time = clock.frame_time(packet.timestamp);
+        let received = self.anchor.wall(packet.arrival);
+        self.emit(SessionEvent::Audio(AudioPacket {
+            packet,
+            time,
+            received,
+        }))
+        .await;
+    }
+
+    /// PLI, at most every 500 ms unless the user asked.
+    async fn request_keyframe(&mut self, forced: bool) {
+        let now = Instant::now();
+        if !forced
+            && self
+                .last_keyframe_request
+                .is_some_and(|at| now.duration_since(at) < Duration::from_millis(500))
+        {
+            return;
+        }
+        self.last_keyframe_request = Some(now);
+        if let Some((peer, _)) = &self.peer {
+            let _ = peer.request_keyframe().await;
+        }
+    }
+
+    fn on_token_change(&mut self) -> Result<(), SessionError> {
+        let state = self.token_watch.borrow_and_update().clone();
+        match state {
+            TokenState::Valid { token, .. } => {
+                // Over WebSocket the protocol has no token update; the session lives on until the
+                // gateway ends it (reconnect logic replaces it before that).
+                if let Err(error) = self.signaling.update_token(Instant::now(), token) {
+                    tracing::debug!(%error, "token not handed to the session");
+                }
+                Ok(())
+            }
+            TokenState::Failed(error) => Err(SessionError::Token(error.to_string())),
+            TokenState::Pending => Ok(()),
+        }
+    }
+
+    fn media_deadline(&self) -> (Instant, SessionError) {
+        match self.last_media.filter(|_| self.delivered) {
+            Some(last) => (
+                last + self.options.media_timeout,
+                SessionError::MediaTimeout(self.options.media_timeout),
+            ),
+            None => (
+                self.started + self.options.first_frame_timeout,
+                SessionError::NoFirstFrame(self.options.first_frame_timeout),
+            ),
+        }
+    }
+
+    async fn emit(&mut self, event: SessionEvent) {
+        // A consumer that stopped listening only loses events; the driver keeps the session clean.
+        let _ = self.events.send(event).await;
+    }
+}
+
+/// Live: the wall-clock arrival of the first frame minus its RTP milliseconds (RTP counts from
+/// the first frame the gateway sent). Playback: the requested start time (PROTOCOL.md §4.2).
+fn start_reference(
+    params: &SessionParams,
+    anchor: &WallClockAnchor,
+    first: &AccessUnit,
+) -> OffsetDateTime {
+    match params.playback {
+        Some(playback) => playback.start,
+        None => anchor.wall(first.arrival) - Duration::from_millis(u64::from(first.rtp_timestamp)),
+    }
+}
+
+async fn next_ws(ws: &mut Option<WsStream>) -> WsIncoming {
+    match ws {
+        Some(stream) => ws_recv(stream).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_peer_event(
+    peer: &mut Option<(Peer, mpsc::Receiver<PeerEvent>)>,
+) -> Option<PeerEvent> {
+    match peer {
+        Some((_, events)) => events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn to_peer_candidate(c: IceCandidateInit) -> PeerCandidate {
+    PeerCandidate {
+        candidate: c.candidate,
+        sdp_mid: c.sdp_mid,
+        sdp_m_line_index: c.sdp_m_line_index,
+        username_fragment: c.username_fragment,
+    }
+}
+
+fn from_peer_candidate(c: PeerCandidate) -> IceCandidateInit {
+    IceCandidateInit {
+        candidate: c.candidate,
+        sdp_mid: c.sdp_mid,
+        sdp_m_line_index: c.sdp_m_line_index,
+        username_fragment: c.username_fragment,
+    }
+}
