@@ -1,1 +1,19 @@
-//! placeholder
+//! Sans-IO protocol core for the XProtect API Gateway's WebRTC service.
+//!
+//! Nothing in this crate performs IO or reads a clock: time and bytes are inputs, requests and
+//! events are outputs. The async client and the emulator wrap it at the edge.
+//!
+//! - [`wire`]: one serde definition of every message on the wire (IDP, REST, WebSocket JSON-RPC,
+//!   data channel), shared by client and emulator.
+//! - [`signal`]: the REST and WebSocket signaling state machines behind one seam.
+//! - [`clock`]: RTP timestamp → wall-clock time, the way XProtect counts (PROTOCOL.md §4.2).
+//! - [`h264`]: RTP depacketising into access units, Annex-B/AVC conversion, the emulator's SEI stamp.
+//! - [`rtp`]: the RTP packet as the IO layer hands it over.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod clock;
+pub mod h264;
+pub mod rtp;
+pub mod signal;
+pub mod wire;
