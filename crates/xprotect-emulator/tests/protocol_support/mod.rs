@@ -142,3 +142,32 @@ pub fn assert_error(reply: &Reply, status: StatusCode, field: Option<&str>) {
         assert_eq!(reply.json["field"], field, "{}", reply.text);
     }
 }
+
+/// A password-grant login over a real socket with a minimal HTTP/1.1 exchange (the emulator's
+/// dev-dependencies carry no HTTP client); returns the status and the JSON body.
+pub async fn http_login(addr: std::net::SocketAddr, user: &str, password: &str) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = format!(
+        "grant_type=password&username={user}&password={}&client_id=VmsClient",
+        password.replace('!', "%21")
+    );
+    let request = format!(
+        "POST /API/IDP/connect/token HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .expect("login in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
