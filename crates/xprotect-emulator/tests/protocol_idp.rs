@@ -29,7 +29,11 @@ async fn vms_client_gets_a_rotating_single_use_refresh_token() {
     assert!(reply.json["scope"].is_string());
     let access = reply.json["access_token"].as_str().unwrap();
     assert_eq!(access.split('.').count(), 3, "JWT-shaped: {access}");
-    assert!(access.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+    assert!(
+        access
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    );
     assert!(state.tokens().validate(access).is_ok());
 
     let refresh = reply.json["refresh_token"].as_str().unwrap().to_owned();
@@ -64,19 +68,40 @@ async fn refusals_are_oauth_errors() {
         serde_json::json!({"error":"invalid_grant","error_description":"invalid_username_or_password"})
     );
     let cases = [
-        ("grant_type=password&username=admin&password=x&client_id=Evil", "invalid_client"),
-        ("grant_type=client_credentials&client_id=VmsClient", "unsupported_grant_type"),
+        (
+            "grant_type=password&username=admin&password=x&client_id=Evil",
+            "invalid_client",
+        ),
+        (
+            "grant_type=client_credentials&client_id=VmsClient",
+            "unsupported_grant_type",
+        ),
         ("grant_type=password&client_id=VmsClient", "invalid_request"),
         ("grant_type=password&username=%zz", "invalid_request"),
         ("", "invalid_request"),
-        ("grant_type=refresh_token&refresh_token=forged&client_id=VmsClient", "invalid_grant"),
+        (
+            "grant_type=refresh_token&refresh_token=forged&client_id=VmsClient",
+            "invalid_grant",
+        ),
     ];
     for (body, error) in cases {
         let reply = token_request(&app, body).await;
-        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}: {}", reply.text);
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            reply.text
+        );
         assert_eq!(reply.json["error"], error, "{body}: {}", reply.text);
     }
-    let not_utf8 = send(&app, Method::POST, "/api/idp/connect/token", &[], vec![0xffu8, 0xfe]).await;
+    let not_utf8 = send(
+        &app,
+        Method::POST,
+        "/api/idp/connect/token",
+        &[],
+        vec![0xffu8, 0xfe],
+    )
+    .await;
     assert_eq!(not_utf8.json["error"], "invalid_request");
     let get = send(&app, Method::GET, "/api/IDP/connect/token", &[], "").await;
     assert_error(&get, StatusCode::METHOD_NOT_ALLOWED, None);
@@ -115,7 +140,12 @@ async fn tokens_expire_after_their_lifetime() {
     tokio::time::advance(Duration::from_secs(61)).await;
     let expired = send(&app, Method::GET, &path, &[("authorization", &auth)], "").await;
     assert_error(&expired, StatusCode::UNAUTHORIZED, None);
-    assert!(expired.json["message"].as_str().unwrap().contains("expired"));
+    assert!(
+        expired.json["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
     assert!(expired.headers.contains_key("www-authenticate"));
 
     // The refresh token outlives the access token.

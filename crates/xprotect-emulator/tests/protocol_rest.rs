@@ -16,7 +16,9 @@ async fn session_flow_offer_then_cumulative_candidates() {
     let token = token(&app).await;
     let session = create_session(&app, &token).await;
     let id = session["sessionId"].as_str().expect("sessionId");
-    let offer = session["offerSDP"].as_str().expect("offerSDP is a JSON string");
+    let offer = session["offerSDP"]
+        .as_str()
+        .expect("offerSDP is a JSON string");
     let offer = SessionDescription::from_json_string(offer, SdpKind::Offer).expect("offer");
     assert!(offer.sdp.contains("H264"), "{}", offer.sdp);
     assert_eq!(session["deviceId"], camera());
@@ -30,12 +32,19 @@ async fn session_flow_offer_then_cumulative_candidates() {
     let first = send(&app, Method::GET, &path, &[("authorization", &auth)], "").await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.text);
     assert_eq!(first.json["sessionId"], id);
-    let candidates = first.json["candidates"].as_array().expect("candidates array");
+    let candidates = first.json["candidates"]
+        .as_array()
+        .expect("candidates array");
     assert!(!candidates.is_empty());
     for candidate in candidates {
         let parsed: serde_json::Value =
             serde_json::from_str(candidate.as_str().expect("a JSON string")).unwrap();
-        assert!(parsed["candidate"].as_str().unwrap().starts_with("candidate:"));
+        assert!(
+            parsed["candidate"]
+                .as_str()
+                .unwrap()
+                .starts_with("candidate:")
+        );
     }
     let second = send(&app, Method::GET, &path, &[("authorization", &auth)], "").await;
     assert_eq!(first.text, second.text, "polls are byte-identical");
@@ -51,7 +60,10 @@ async fn session_flow_offer_then_cumulative_candidates() {
         &app,
         Method::POST,
         &path,
-        &[("authorization", &auth), ("x-forwarded-for", "127.0.0.1, 10.0.0.1")],
+        &[
+            ("authorization", &auth),
+            ("x-forwarded-for", "127.0.0.1, 10.0.0.1"),
+        ],
         body,
     )
     .await;
@@ -77,7 +89,10 @@ async fn session_flow_offer_then_cumulative_candidates() {
 async fn paths_and_keys_are_case_insensitive_with_or_without_api() {
     let (app, _) = app().await;
     let token = token(&app).await;
-    let body = format!(r#"{{"CAMERAID":"{}","PlaybackTimeNode":{{"PlaybackTime":"","SkipGaps":"false"}}}}"#, camera().to_uppercase());
+    let body = format!(
+        r#"{{"CAMERAID":"{}","PlaybackTimeNode":{{"PlaybackTime":"","SkipGaps":"false"}}}}"#,
+        camera().to_uppercase()
+    );
     for path in [
         "/api/REST/v1/WebRTC/Session",
         "/API/rest/v1/webRTC/session",
@@ -106,7 +121,12 @@ async fn authentication_failures_are_401_with_a_json_body() {
     ] {
         let reply = send(&app, Method::POST, path, &headers, body.clone()).await;
         assert_error(&reply, StatusCode::UNAUTHORIZED, None);
-        assert!(reply.headers["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+        assert!(
+            reply.headers["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer")
+        );
     }
     let candidates = format!("/api/REST/v1/WebRTC/IceCandidates/{UNKNOWN_GUID}");
     let reply = send(&app, Method::GET, &candidates, &[], "").await;
@@ -124,22 +144,38 @@ async fn bad_requests_name_the_field() {
         ("{}".into(), Some("deviceId")),
         (r#"{"deviceId":"camera-1"}"#.into(), Some("deviceId")),
         (r#"{"cameraId":42}"#.into(), Some("cameraId")),
-        (format!(r#"{{"deviceId":"{cam}","streamId":"x"}}"#), Some("streamId")),
-        (format!(r#"{{"deviceId":"{cam}","streamId":"{UNKNOWN_GUID}"}}"#), Some("streamId")),
-        (format!(r#"{{"deviceId":"{cam}","includeAudio":"maybe"}}"#), Some("includeAudio")),
         (
-            format!(r#"{{"deviceId":"{cam}","playbackTimeNode":{{"playbackTime":"2025-03-01T08:00:00Z","speed":"64"}}}}"#),
+            format!(r#"{{"deviceId":"{cam}","streamId":"x"}}"#),
+            Some("streamId"),
+        ),
+        (
+            format!(r#"{{"deviceId":"{cam}","streamId":"{UNKNOWN_GUID}"}}"#),
+            Some("streamId"),
+        ),
+        (
+            format!(r#"{{"deviceId":"{cam}","includeAudio":"maybe"}}"#),
+            Some("includeAudio"),
+        ),
+        (
+            format!(
+                r#"{{"deviceId":"{cam}","playbackTimeNode":{{"playbackTime":"2025-03-01T08:00:00Z","speed":"64"}}}}"#
+            ),
             Some("playbackTimeNode.speed"),
         ),
         (
-            format!(r#"{{"deviceId":"{cam}","playbackTimeNode":{{"playbackTime":"2025-03-01T08:00:00Z","speed":0}}}}"#),
+            format!(
+                r#"{{"deviceId":"{cam}","playbackTimeNode":{{"playbackTime":"2025-03-01T08:00:00Z","speed":0}}}}"#
+            ),
             Some("playbackTimeNode.speed"),
         ),
         (
             format!(r#"{{"deviceId":"{cam}","playbackTimeNode":{{"playbackTime":"yesterday"}}}}"#),
             Some("playbackTimeNode.playbackTime"),
         ),
-        (format!(r#"{{"deviceId":"{cam}","iceServers":"stun:x"}}"#), Some("iceServers")),
+        (
+            format!(r#"{{"deviceId":"{cam}","iceServers":"stun:x"}}"#),
+            Some("iceServers"),
+        ),
     ];
     for (body, field) in cases {
         let reply = post_json(&app, "/api/REST/v1/WebRTC/Session", &token, &body).await;
@@ -152,12 +188,25 @@ async fn bad_requests_name_the_field() {
     let patch_path = format!("/api/REST/v1/WebRTC/Session/{id}");
     for (body, field) in [
         (r#"{"answerSDP":"v=0\r\n"}"#, "answerSDP"),
-        (r#"{"answerSDP":"{\"type\":\"offer\",\"sdp\":\"v=0\"}"}"#, "answerSDP"),
-        (r#"{"answerSDP":"{\"type\":\"answer\",\"sdp\":\"v=0\\r\\nnonsense\"}"}"#, "answerSDP"),
+        (
+            r#"{"answerSDP":"{\"type\":\"offer\",\"sdp\":\"v=0\"}"}"#,
+            "answerSDP",
+        ),
+        (
+            r#"{"answerSDP":"{\"type\":\"answer\",\"sdp\":\"v=0\\r\\nnonsense\"}"}"#,
+            "answerSDP",
+        ),
         (r#"{"answerSDP":5}"#, "answerSDP"),
         (r#"{}"#, "answerSDP"),
     ] {
-        let reply = send(&app, Method::PATCH, &patch_path, &[("authorization", &auth)], body).await;
+        let reply = send(
+            &app,
+            Method::PATCH,
+            &patch_path,
+            &[("authorization", &auth)],
+            body,
+        )
+        .await;
         assert_error(&reply, StatusCode::BAD_REQUEST, Some(field));
     }
     let candidates_path = format!("/api/REST/v1/WebRTC/IceCandidates/{id}");
@@ -178,7 +227,14 @@ async fn bad_requests_name_the_field() {
         let reply = post_json(&app, &candidates_path, &token, &body).await;
         assert_error(&reply, StatusCode::BAD_REQUEST, Some(field));
     }
-    let bad_guid = send(&app, Method::GET, "/api/REST/v1/WebRTC/IceCandidates/not-a-guid", &[("authorization", &auth)], "").await;
+    let bad_guid = send(
+        &app,
+        Method::GET,
+        "/api/REST/v1/WebRTC/IceCandidates/not-a-guid",
+        &[("authorization", &auth)],
+        "",
+    )
+    .await;
     assert_error(&bad_guid, StatusCode::BAD_REQUEST, Some("sessionId"));
 }
 
@@ -196,10 +252,23 @@ async fn unknown_things_are_404_and_wrong_methods_405() {
     .await;
     assert_error(&unknown_device, StatusCode::NOT_FOUND, None);
     for (method, path) in [
-        (Method::GET, format!("/api/REST/v1/WebRTC/IceCandidates/{UNKNOWN_GUID}")),
-        (Method::PATCH, format!("/api/REST/v1/WebRTC/Session/{UNKNOWN_GUID}")),
+        (
+            Method::GET,
+            format!("/api/REST/v1/WebRTC/IceCandidates/{UNKNOWN_GUID}"),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/REST/v1/WebRTC/Session/{UNKNOWN_GUID}"),
+        ),
     ] {
-        let reply = send(&app, method, &path, &[("authorization", &auth)], r#"{"token":"x"}"#).await;
+        let reply = send(
+            &app,
+            method,
+            &path,
+            &[("authorization", &auth)],
+            r#"{"token":"x"}"#,
+        )
+        .await;
         assert_error(&reply, StatusCode::NOT_FOUND, None);
     }
     let nowhere = send(&app, Method::GET, "/api/REST/v1/Nowhere", &[], "").await;
@@ -211,7 +280,10 @@ async fn unknown_things_are_404_and_wrong_methods_405() {
         (Method::DELETE, format!("/api/REST/v1/WebRTC/Session/{id}")),
         (Method::GET, "/api/REST/v1/WebRTC/Session".to_owned()),
         (Method::PUT, "/api/REST/v1/WebRTC/Session".to_owned()),
-        (Method::DELETE, format!("/api/REST/v1/WebRTC/IceCandidates/{id}")),
+        (
+            Method::DELETE,
+            format!("/api/REST/v1/WebRTC/IceCandidates/{id}"),
+        ),
         (Method::POST, "/api/ws/webrtc/v1".to_owned()),
     ] {
         let reply = send(&app, method.clone(), &path, &[("authorization", &auth)], "").await;
@@ -231,22 +303,47 @@ async fn sessions_are_private_to_their_user() {
     let session = create_session(&app, &admin).await;
     let id = session["sessionId"].as_str().unwrap();
     let path = format!("/api/REST/v1/WebRTC/IceCandidates/{id}");
-    let reply = send(&app, Method::GET, &path, &[("authorization", &bearer(&bob))], "").await;
+    let reply = send(
+        &app,
+        Method::GET,
+        &path,
+        &[("authorization", &bearer(&bob))],
+        "",
+    )
+    .await;
     assert_error(&reply, StatusCode::NOT_FOUND, None);
 
     // Pushing another user's token into the session is forbidden; a forged one unauthorized.
     let patch_path = format!("/api/REST/v1/WebRTC/Session/{id}");
     let auth = bearer(&admin);
-    let foreign = send(&app, Method::PATCH, &patch_path, &[("authorization", &auth)], format!(r#"{{"token":"{bob}"}}"#)).await;
+    let foreign = send(
+        &app,
+        Method::PATCH,
+        &patch_path,
+        &[("authorization", &auth)],
+        format!(r#"{{"token":"{bob}"}}"#),
+    )
+    .await;
     assert_error(&foreign, StatusCode::FORBIDDEN, None);
-    let forged = send(&app, Method::PATCH, &patch_path, &[("authorization", &auth)], r#"{"token":"a.b.c"}"#).await;
+    let forged = send(
+        &app,
+        Method::PATCH,
+        &patch_path,
+        &[("authorization", &auth)],
+        r#"{"token":"a.b.c"}"#,
+    )
+    .await;
     assert_error(&forged, StatusCode::UNAUTHORIZED, None);
 }
 
 #[tokio::test]
 async fn cors_preflight_mirrors_the_requested_headers() {
     let (app, _) = app().await;
-    for path in ["/api/REST/v1/WebRTC/Session", "/API/IDP/connect/token", "/anything/at/all"] {
+    for path in [
+        "/api/REST/v1/WebRTC/Session",
+        "/API/IDP/connect/token",
+        "/anything/at/all",
+    ] {
         let reply = send(
             &app,
             Method::OPTIONS,
@@ -254,28 +351,41 @@ async fn cors_preflight_mirrors_the_requested_headers() {
             &[
                 ("origin", "http://localhost:5500"),
                 ("access-control-request-method", "POST"),
-                ("access-control-request-headers", "authorization,content-type"),
+                (
+                    "access-control-request-headers",
+                    "authorization,content-type",
+                ),
             ],
             "",
         )
         .await;
         assert!(reply.status.is_success(), "{path}: {}", reply.status);
         let header = |name: &str| {
-            reply.headers.get(name).map(|v| v.to_str().unwrap().to_ascii_lowercase()).unwrap_or_default()
+            reply
+                .headers
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_ascii_lowercase())
+                .unwrap_or_default()
         };
         assert_eq!(header("access-control-allow-origin"), "*");
         let methods = header("access-control-allow-methods");
         for method in ["get", "post", "patch", "options"] {
             assert!(methods.contains(method), "{methods}");
         }
-        assert_eq!(header("access-control-allow-headers"), "authorization,content-type");
+        assert_eq!(
+            header("access-control-allow-headers"),
+            "authorization,content-type"
+        );
     }
     let token = token(&app).await;
     let actual = send(
         &app,
         Method::GET,
         &format!("/api/REST/v1/WebRTC/IceCandidates/{UNKNOWN_GUID}"),
-        &[("origin", "http://localhost:5500"), ("authorization", &bearer(&token))],
+        &[
+            ("origin", "http://localhost:5500"),
+            ("authorization", &bearer(&token)),
+        ],
         "",
     )
     .await;
@@ -284,16 +394,30 @@ async fn cors_preflight_mirrors_the_requested_headers() {
 
 #[tokio::test]
 async fn without_cors_there_are_no_cors_headers() {
-    let (app, _) = app_with(EmulatorConfig { cors: false, ..config() }).await;
+    let (app, _) = app_with(EmulatorConfig {
+        cors: false,
+        ..config()
+    })
+    .await;
     let reply = send(
         &app,
         Method::OPTIONS,
         "/api/REST/v1/WebRTC/Session",
-        &[("origin", "http://localhost:5500"), ("access-control-request-method", "POST")],
+        &[
+            ("origin", "http://localhost:5500"),
+            ("access-control-request-method", "POST"),
+        ],
         "",
     )
     .await;
-    assert!(reply.headers.keys().all(|k| !k.as_str().starts_with("access-control")), "{:?}", reply.headers);
+    assert!(
+        reply
+            .headers
+            .keys()
+            .all(|k| !k.as_str().starts_with("access-control")),
+        "{:?}",
+        reply.headers
+    );
     let login = login_as(&app, "admin", PASSWORD, "VmsClient").await;
     assert!(login.headers.get("access-control-allow-origin").is_none());
 }

@@ -32,7 +32,9 @@ async fn open(emulator: &RunningEmulator, subprotocol: Option<&str>) -> (Socket,
             .headers_mut()
             .insert("sec-websocket-protocol", protocol.parse().expect("header"));
     }
-    let (socket, response) = tokio_tungstenite::connect_async(request).await.expect("ws connect");
+    let (socket, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("ws connect");
     let chosen = response
         .headers()
         .get("sec-websocket-protocol")
@@ -41,7 +43,10 @@ async fn open(emulator: &RunningEmulator, subprotocol: Option<&str>) -> (Socket,
 }
 
 async fn send(socket: &mut Socket, message: Value) {
-    socket.send(Message::text(message.to_string())).await.expect("send");
+    socket
+        .send(Message::text(message.to_string()))
+        .await
+        .expect("send");
 }
 
 async fn next(socket: &mut Socket) -> Value {
@@ -57,7 +62,10 @@ async fn next(socket: &mut Socket) -> Value {
     }
 }
 
-async fn wait_for(journal: &mut tokio::sync::broadcast::Receiver<JournalEntry>, what: impl Fn(&JournalEvent) -> bool) -> JournalEvent {
+async fn wait_for(
+    journal: &mut tokio::sync::broadcast::Receiver<JournalEntry>,
+    what: impl Fn(&JournalEvent) -> bool,
+) -> JournalEvent {
     tokio::time::timeout(WAIT, async {
         loop {
             let entry = journal.recv().await.expect("journal open");
@@ -95,27 +103,46 @@ async fn register_connect_invite_answer_trickle() {
     let (mut ws, chosen) = open(&emulator, Some("webrtc.onvif.org")).await;
     assert_eq!(chosen.as_deref(), Some("webrtc.onvif.org"));
 
-    send(&mut ws, json!({"jsonrpc":"2.0","method":"register","params":{"authorization":token},"id":1})).await;
+    send(
+        &mut ws,
+        json!({"jsonrpc":"2.0","method":"register","params":{"authorization":token},"id":1}),
+    )
+    .await;
     let registered = next(&mut ws).await;
     assert_eq!(registered["id"], 1, "{registered}");
     assert!(registered["result"]["id"].is_string(), "{registered}");
     assert_eq!(registered["jsonrpc"], "2.0");
 
-    send(&mut ws, json!({"jsonrpc":"2.0","method":"connect","id":2,"params":{
-        "authorization": token, "peer": camera(), "PlaybackSpeed": "1.0", "includeAudio": true}})).await;
+    send(
+        &mut ws,
+        json!({"jsonrpc":"2.0","method":"connect","id":2,"params":{
+        "authorization": token, "peer": camera(), "PlaybackSpeed": "1.0", "includeAudio": true}}),
+    )
+    .await;
     let connected = next(&mut ws).await;
-    assert_eq!(connected["id"], 2, "the connect result comes first: {connected}");
-    let session = connected["result"]["session"].as_str().expect("session").to_owned();
+    assert_eq!(
+        connected["id"], 2,
+        "the connect result comes first: {connected}"
+    );
+    let session = connected["result"]["session"]
+        .as_str()
+        .expect("session")
+        .to_owned();
     assert_eq!(connected["result"]["iceServers"], json!([]));
 
     let invite = next(&mut ws).await;
     assert_eq!(invite["method"], "invite", "{invite}");
     let invite_id = invite["id"].clone();
-    assert!(invite_id.is_string(), "invite id is a UUID string: {invite_id}");
+    assert!(
+        invite_id.is_string(),
+        "invite id is a UUID string: {invite_id}"
+    );
     assert!(invite_id.as_str().unwrap().parse::<SessionId>().is_ok());
     assert_eq!(invite["params"]["session"], session.as_str());
     let offer = SessionDescription::from_json_string(
-        invite["params"]["offer"].as_str().expect("offer is a JSON string"),
+        invite["params"]["offer"]
+            .as_str()
+            .expect("offer is a JSON string"),
         SdpKind::Offer,
     )
     .expect("offer");
@@ -123,38 +150,74 @@ async fn register_connect_invite_answer_trickle() {
     let trickle = next(&mut ws).await;
     assert_eq!(trickle["method"], "trickle", "{trickle}");
     assert!(trickle.get("id").is_none());
-    assert!(trickle["params"]["candidate"]["candidate"].as_str().unwrap().starts_with("candidate:"), "candidate is an object: {trickle}");
+    assert!(
+        trickle["params"]["candidate"]["candidate"]
+            .as_str()
+            .unwrap()
+            .starts_with("candidate:"),
+        "candidate is an object: {trickle}"
+    );
     assert_eq!(trickle["params"]["session"], session.as_str());
 
-    send(&mut ws, json!({"jsonrpc":"2.0","id":invite_id,"result":{"answer": str0m_answer(&offer.sdp)}})).await;
-    wait_for(&mut journal, |e| matches!(e, JournalEvent::AnswerReceived { .. })).await;
+    send(
+        &mut ws,
+        json!({"jsonrpc":"2.0","id":invite_id,"result":{"answer": str0m_answer(&offer.sdp)}}),
+    )
+    .await;
+    wait_for(&mut journal, |e| {
+        matches!(e, JournalEvent::AnswerReceived { .. })
+    })
+    .await;
 
     // Client candidates in the sample's form: a JSON string.
     let candidate = json!({"candidate":"candidate:1 1 udp 2122260223 127.0.0.1 40000 typ host","sdpMid":"0","sdpMLineIndex":0}).to_string();
     send(&mut ws, json!({"jsonrpc":"2.0","method":"trickle","params":{"session":session,"candidate":candidate}})).await;
-    let event = wait_for(&mut journal, |e| matches!(e, JournalEvent::ClientCandidate { .. })).await;
-    assert!(matches!(event, JournalEvent::ClientCandidate { ref address, .. } if address == "127.0.0.1"));
+    let event = wait_for(&mut journal, |e| {
+        matches!(e, JournalEvent::ClientCandidate { .. })
+    })
+    .await;
+    assert!(
+        matches!(event, JournalEvent::ClientCandidate { ref address, .. } if address == "127.0.0.1")
+    );
 
     // Garbage never closes the socket; each gets an `error` notification.
     ws.send(Message::text("this is not json")).await.unwrap();
     let error = next(&mut ws).await;
     assert_eq!(error["method"], "error", "{error}");
     assert!(error.get("id").is_none());
-    assert!(error["params"]["message"].as_str().unwrap().contains("JSON"));
+    assert!(
+        error["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("JSON")
+    );
     ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
     assert_eq!(next(&mut ws).await["method"], "error");
     send(&mut ws, json!({"jsonrpc":"2.0","method":"trickle","params":{"session":session,"candidate":"{\"candidate\":5}"}})).await;
     let bad_candidate = next(&mut ws).await;
     assert_eq!(bad_candidate["params"]["code"], 1003, "{bad_candidate}");
-    send(&mut ws, json!({"jsonrpc":"2.0","method":"dance","id":7,"params":{}})).await;
+    send(
+        &mut ws,
+        json!({"jsonrpc":"2.0","method":"dance","id":7,"params":{}}),
+    )
+    .await;
     let notification = next(&mut ws).await;
     assert_eq!(notification["method"], "error");
     let response = next(&mut ws).await;
     assert_eq!(response["id"], 7);
-    assert!(response["error"]["message"].as_str().unwrap().contains("dance"));
+    assert!(
+        response["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("dance")
+    );
 
     // The 2025 R1 envelope is answered in kind.
-    send(&mut ws, json!({"ApiVersion":"1.0","method":"register","params":{"authorization":token},"id":1})).await;
+    send(
+        &mut ws,
+        json!({"ApiVersion":"1.0","method":"register","params":{"authorization":token},"id":1}),
+    )
+    .await;
     let old = next(&mut ws).await;
     assert_eq!(old["ApiVersion"], "1.0", "{old}");
     assert!(old.get("jsonrpc").is_none());
@@ -168,11 +231,28 @@ async fn register_connect_invite_answer_trickle() {
 
     emulator.shutdown().await;
     let text = std::fs::read_to_string(&journal_path).expect("journal file");
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
-    for event in ["token_issued", "session_created", "server_candidates", "answer_received", "client_candidate", "ws_error"] {
-        assert!(lines.iter().any(|l| l["event"] == event), "no {event} in {text}");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    for event in [
+        "token_issued",
+        "session_created",
+        "server_candidates",
+        "answer_received",
+        "client_candidate",
+        "ws_error",
+    ] {
+        assert!(
+            lines.iter().any(|l| l["event"] == event),
+            "no {event} in {text}"
+        );
     }
-    assert!(lines.iter().all(|l| l["time"].as_str().is_some_and(|t| t.ends_with('Z'))));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["time"].as_str().is_some_and(|t| t.ends_with('Z')))
+    );
     for secret in [PASSWORD, token.as_str(), refresh.as_str()] {
         assert!(!text.contains(secret), "a secret leaked into the journal");
     }
@@ -197,24 +277,58 @@ async fn failures_are_error_notifications_and_responses() {
     let token = login["access_token"].as_str().unwrap();
     for (params, code, text) in [
         (json!({"authorization": token, "peer": "nope"}), 400, "peer"),
-        (json!({"authorization": token, "peer": "11111111-2222-4333-8444-555555555555"}), 404, "device"),
-        (json!({"authorization": token, "peer": camera(), "PlaybackTime": "2025-01-01T00:00:00Z", "PlaybackSpeed": "99"}), 400, "PlaybackSpeed"),
-        (json!({"authorization": token, "peer": camera(), "streamID": "5e9ba1dc-d012-425b-ab5a-611a5fb6dae5"}), 400, "streamID"),
-        (json!({"authorization": "", "peer": camera()}), 401, "Authorization"),
+        (
+            json!({"authorization": token, "peer": "11111111-2222-4333-8444-555555555555"}),
+            404,
+            "device",
+        ),
+        (
+            json!({"authorization": token, "peer": camera(), "PlaybackTime": "2025-01-01T00:00:00Z", "PlaybackSpeed": "99"}),
+            400,
+            "PlaybackSpeed",
+        ),
+        (
+            json!({"authorization": token, "peer": camera(), "streamID": "5e9ba1dc-d012-425b-ab5a-611a5fb6dae5"}),
+            400,
+            "streamID",
+        ),
+        (
+            json!({"authorization": "", "peer": camera()}),
+            401,
+            "Authorization",
+        ),
     ] {
-        send(&mut ws, json!({"jsonrpc":"2.0","method":"connect","id":2,"params":params})).await;
+        send(
+            &mut ws,
+            json!({"jsonrpc":"2.0","method":"connect","id":2,"params":params}),
+        )
+        .await;
         let notification = next(&mut ws).await;
         assert_eq!(notification["method"], "error", "{notification}");
         assert_eq!(notification["params"]["code"], code, "{notification}");
-        assert!(notification["params"]["message"].as_str().unwrap().contains(text), "{notification}");
+        assert!(
+            notification["params"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(text),
+            "{notification}"
+        );
         let response = next(&mut ws).await;
         assert_eq!(response["id"], 2, "{response}");
     }
     // A response to nothing, and a trickle before any registration.
-    send(&mut ws, json!({"jsonrpc":"2.0","id":"nobody","result":{"answer":"{}"}})).await;
+    send(
+        &mut ws,
+        json!({"jsonrpc":"2.0","id":"nobody","result":{"answer":"{}"}}),
+    )
+    .await;
     assert_eq!(next(&mut ws).await["method"], "error");
     // The socket still works afterwards.
-    send(&mut ws, json!({"jsonrpc":"2.0","method":"register","params":{"authorization":token},"id":1})).await;
+    send(
+        &mut ws,
+        json!({"jsonrpc":"2.0","method":"register","params":{"authorization":token},"id":1}),
+    )
+    .await;
     assert!(next(&mut ws).await["result"]["id"].is_string());
     emulator.shutdown().await;
 }

@@ -119,7 +119,10 @@ pub async fn post_json(app: &Router, path: &str, token: &str, body: &str) -> Rep
         app,
         Method::POST,
         path,
-        &[("authorization", &auth), ("content-type", "application/json")],
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
         body.to_owned(),
     )
     .await
@@ -127,7 +130,10 @@ pub async fn post_json(app: &Router, path: &str, token: &str, body: &str) -> Rep
 
 /// Create a live session on the first camera; returns the session object.
 pub async fn create_session(app: &Router, token: &str) -> Value {
-    let body = format!(r#"{{"deviceId":"{}","resolution":"notInUse","iceServers":[]}}"#, camera());
+    let body = format!(
+        r#"{{"deviceId":"{}","resolution":"notInUse","iceServers":[]}}"#,
+        camera()
+    );
     let reply = post_json(app, "/api/REST/v1/WebRTC/Session", token, &body).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     reply.json
@@ -136,8 +142,16 @@ pub async fn create_session(app: &Router, token: &str) -> Value {
 /// Assert a JSON error body with this status and (optionally) field.
 pub fn assert_error(reply: &Reply, status: StatusCode, field: Option<&str>) {
     assert_eq!(reply.status, status, "{}", reply.text);
-    assert!(reply.json.get("error").is_some(), "no JSON error body: {}", reply.text);
-    assert!(reply.json.get("message").is_some() || reply.json.get("error_description").is_some(), "{}", reply.text);
+    assert!(
+        reply.json.get("error").is_some(),
+        "no JSON error body: {}",
+        reply.text
+    );
+    assert!(
+        reply.json.get("message").is_some() || reply.json.get("error_description").is_some(),
+        "{}",
+        reply.text
+    );
     if let Some(field) = field {
         assert_eq!(reply.json["field"], field, "{}", reply.text);
     }
@@ -158,10 +172,13 @@ pub async fn http_login(addr: std::net::SocketAddr, user: &str, password: &str) 
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut response = Vec::new();
-    tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut response))
-        .await
-        .expect("login in time")
-        .expect("read");
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut response),
+    )
+    .await
+    .expect("login in time")
+    .expect("read");
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
     let status = head
