@@ -421,3 +421,37 @@ async fn without_cors_there_are_no_cors_headers() {
     let login = login_as(&app, "admin", PASSWORD, "VmsClient").await;
     assert!(login.headers.get("access-control-allow-origin").is_none());
 }
+
+#[tokio::test]
+async fn rejections_are_journaled_with_the_field() {
+    let (app, state) = app().await;
+    let mut journal = state.journal().subscribe();
+    let token = token(&app).await;
+    let nowhere = send(&app, Method::GET, "/API/Nowhere", &[], "").await;
+    assert_eq!(nowhere.status, StatusCode::NOT_FOUND);
+    let bad = post_json(&app, "/api/REST/v1/WebRTC/Session", &token, "{}").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let mut rejected = Vec::new();
+    while let Ok(entry) = journal.try_recv() {
+        if let xprotect_emulator::JournalEvent::HttpRejected {
+            path,
+            status,
+            field,
+            ..
+        } = entry.event
+        {
+            rejected.push((path, status, field));
+        }
+    }
+    assert_eq!(
+        rejected,
+        vec![
+            ("/API/Nowhere".to_owned(), 404, None),
+            (
+                "/api/REST/v1/WebRTC/Session".to_owned(),
+                400,
+                Some("deviceId".to_owned())
+            ),
+        ]
+    );
+}
