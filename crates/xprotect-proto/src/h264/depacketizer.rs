@@ -20,7 +20,9 @@ use super::stats::{DepacketizerStats, MalformedCounts, MalformedReason};
 pub struct DepacketizerConfig {
     /// How many packets may wait behind a missing sequence number before it is declared lost.
     /// 0 turns reordering off (every hole is a loss at once). Each waiting packet adds latency
-    /// only while a hole is open.
+    /// only while a hole is open, and at the very start of a stream, where the window holds
+    /// packets until one carries the marker bit or more than `max_reorder` wait, so that a first
+    /// packet overtaken by its successor is not lost.
     pub max_reorder: usize,
     /// Access units larger than this (NAL bytes plus 4 bytes per NAL unit) are dropped, so a
     /// sender that never ends a fragmented NAL unit cannot make memory grow without bound.
@@ -68,6 +70,8 @@ const MAX_CAPACITY_HINT: usize = 256 << 10;
 /// ```
 ///
 /// Packets with an empty payload (padding-only bandwidth probes) are skipped without effect.
+/// A change of SSRC, or a run of packets far behind the expected sequence number (a renumbered
+/// sender), closes the open access unit and restarts sequence tracking.
 /// Loss handling is described on [`AccessUnit`]: an access unit is emitted with
 /// `complete == false` when packets were lost inside it or right before it.
 #[derive(Debug)]
