@@ -4,7 +4,7 @@
 //! - [`login`]: logging in at the IDP and keeping the token fresh in the background.
 //! - [`session`]: one streaming session (signaling + peer + depacketiser + frame clock) → frames.
 //! - [`media`]: the WebRTC peer (webrtc-rs), answering the gateway's offer receive-only.
-//! - [`record`]: MP4 / raw H.264 / frame-time writers.
+//! - [`record`]: MP4 / raw H.264 / frame-time writers; [`recorder`]: a session into them.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -12,5 +12,6 @@ pub mod gateway;
 pub mod login;
 pub mod media;
 pub mod record;
+pub mod recorder;
 pub mod session;
 pub mod tls;

@@ -294,6 +294,7 @@ struct Driver {
     signaling: Signaling,
     ws: Option<WsStream>,
     peer: Option<(Peer, mpsc::Receiver<PeerEvent>)>,
+    early_candidates: Vec<IceCandidateInit>,
     http: FuturesUnordered<HttpFuture>,
     depacketizer: H264Depacketizer,
     video_clock: Option<FrameClock>,
@@ -324,6 +325,7 @@ impl Driver {
             signaling,
             ws: None,
             peer: None,
+            early_candidates: Vec::new(),
             http: FuturesUnordered::new(),
             depacketizer: H264Depacketizer::new(DepacketizerConfig::default()),
             video_clock: None,
@@ -455,11 +457,7 @@ impl Driver {
             SignalEvent::Offer(sdp) => {
                 let (peer, answer, peer_events) =
                     Peer::answer(&sdp, self.options.peer.clone()).await?;
-                self.peer = Some((peer, peer_events));
-                self.signaling.send_answer(Instant::now(), &answer);
-            }
-            SignalEvent::RemoteCandidate(candidate) => {
-                if let Some((peer, _)) = &self.peer {
+                for candidate in std::mem::take(&mut self.early_candidates) {
                     if let Err(error) = peer
                         .add_remote_candidate(to_peer_candidate(candidate))
                         .await
@@ -469,6 +467,27 @@ impl Driver {
                         )))
                         .await;
                     }
+                }
+                self.peer = Some((peer, peer_events));
+                self.signaling.send_answer(Instant::now(), &answer);
+            }
+            SignalEvent::RemoteCandidate(candidate) => {
+                let added = match &self.peer {
+                    Some((peer, _)) => {
+                        peer.add_remote_candidate(to_peer_candidate(candidate))
+                            .await
+                    }
+                    // A gateway may trickle before its offer has been answered (ONVIF allows it).
+                    None => {
+                        self.early_candidates.push(candidate);
+                        Ok(())
+                    }
+                };
+                if let Err(error) = added {
+                    self.emit(SessionEvent::Warning(format!(
+                        "ignored a gateway candidate: {error}"
+                    )))
+                    .await;
                 }
             }
             SignalEvent::RemoteCandidatesDone

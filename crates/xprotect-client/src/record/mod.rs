@@ -86,8 +86,8 @@ impl RecordError {
 
 /// A recording in either format.
 pub enum VideoWriter {
-    /// Fragmented MP4.
-    Mp4(Mp4Writer),
+    /// Fragmented MP4 (boxed: the muxer's state is large and there is one writer per recording).
+    Mp4(Box<Mp4Writer>),
     /// Annex-B.
     H264(H264Writer),
 }
@@ -97,7 +97,7 @@ impl VideoWriter {
     pub fn create(target: &OutputTarget, format: OutputFormat) -> Result<Self, RecordError> {
         let out = target.open()?;
         Ok(match format {
-            OutputFormat::Mp4 => VideoWriter::Mp4(Mp4Writer::new(out)?),
+            OutputFormat::Mp4 => VideoWriter::Mp4(Box::new(Mp4Writer::new(out)?)),
             OutputFormat::H264 => VideoWriter::H264(H264Writer::new(out)),
         })
     }

@@ -89,7 +89,9 @@ impl CameraEncoder {
         let config = EncoderConfig::new()
             .bitrate(BitRate::from_bps(TARGET_BITRATE_BPS))
             .max_frame_rate(FrameRate::from_hz(fps as f32))
-            .rate_control_mode(RateControlMode::Bitrate)
+            // Buffer-based control adapts quality without skipping frames; the bitrate modes
+            // would need frame skipping (and openh264 prints a warning without it).
+            .rate_control_mode(RateControlMode::Bufferbased)
             .usage_type(UsageType::CameraVideoRealTime)
             .profile(Profile::Baseline)
             .complexity(Complexity::Low)

@@ -1,0 +1,571 @@
+//! Command-line definitions: every flag once, with help that teaches. Values here are parsed and
+//! validated by clap; `settings` turns them (plus environment and prompts) into runtime objects.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use url::Url;
+
+const EXIT_CODES: &str = "\
+EXIT CODES:
+    0  success (also when the reader of stdout goes away)
+    1  any other error
+    2  bad command line
+    3  login failed (credentials, IDP unreachable)
+    4  the gateway refused or broke the session (signaling)
+    5  no media (WebRTC failed, no frame in time, media stopped)
+    6  cannot write the output";
+
+/// Get video out of Milestone XProtect over WebRTC.
+#[derive(Debug, Parser)]
+#[command(
+    name = "xprotect-webrtc",
+    version,
+    about = "Get video out of Milestone XProtect over WebRTC: record, emulate, test.",
+    long_about = "Get video out of Milestone XProtect's API Gateway over WebRTC.\n\n\
+        Logs in at the gateway's identity provider, signals over REST or WebSocket, receives H.264 \
+        and records it to fragmented MP4 (playable while written), raw H.264 or stdout, with each \
+        frame's wall-clock time. Ships a faithful gateway emulator for demos and CI.\n\n\
+        Start with `xprotect-webrtc demo`.",
+    after_long_help = EXIT_CODES,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// More logging on stderr (-v debug, -vv trace). Tokens and passwords are never logged.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the embedded emulator and record 10 s of live video to demo.mp4.
+    #[command(
+        long_about = "Start the gateway emulator on a free loopback port, record live video \
+        from its first camera over WebSocket signaling (exactly as against a real gateway) and \
+        print time to first frame, frame count, first and last frame times, and how to play the \
+        file. Needs nothing installed beyond Rust."
+    )]
+    Demo(DemoArgs),
+    /// Run the gateway emulator as a standalone server.
+    #[command(
+        long_about = "Run the XProtect API Gateway emulator: identity provider, REST and \
+        WebSocket WebRTC signaling, synthetic H.264 cameras showing their recording time. Point \
+        any client (ours, the official sample page, your own) at the printed gateway URL."
+    )]
+    Emulator(EmulatorArgs),
+    /// Log in at the identity provider and print when the token expires.
+    Login(LoginArgs),
+    /// Record video from a camera to MP4, raw H.264 or stdout.
+    #[command(
+        long_about = "Record video from a camera.\n\n\
+        The MP4 is fragmented (one fragment per GOP, at most a second), so the file is playable \
+        while it is written and after the process is killed: at most the last fragment is lost. \
+        Each fragment carries a `prft` box with the wall-clock time of its first frame; \
+        `xprotect-webrtc frames FILE` prints every frame's time back out.",
+        after_long_help = "EXAMPLES:\n    \
+        xprotect-webrtc record --gateway https://vms/api --user u --password-stdin \\\n        \
+        --camera 6C2F3B1E-5A4D-4E8F-9B7A-1C2D3E4F5A6B --duration 10s -o cam.mp4\n    \
+        xprotect-webrtc record … -o - | ffplay -\n    \
+        xprotect-webrtc record … --format h264 -o cam.h264 --frame-times frames.jsonl"
+    )]
+    Record(RecordArgs),
+    /// Print the frame times stored in an MP4 recorded by this tool, as JSON lines.
+    Frames(FramesArgs),
+    /// Measure time to first frame, CPU and memory per session.
+    #[command(
+        long_about = "Measure the client: time from start to the first keyframe (median of \
+        several runs), and CPU time per session-second and memory per session for several \
+        concurrent sessions. Without --gateway it starts the emulator in a separate process (this \
+        binary), so the figures are the client's alone."
+    )]
+    Bench(BenchArgs),
+    /// One load step of `bench` in a fresh process (internal: `bench` starts it).
+    #[command(hide = true)]
+    BenchWorker(BenchWorkerArgs),
+}
+
+/// How to reach and log in to a gateway.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "CONNECTION")]
+pub struct ConnectionArgs {
+    /// The API Gateway URL, e.g. https://vms.example.com/api [env: XPROTECT_GATEWAY]
+    #[arg(long, env = "XPROTECT_GATEWAY", value_name = "URL", hide_env = true)]
+    pub gateway: Url,
+
+    /// XProtect basic user name [env: XPROTECT_USER]
+    #[arg(
+        long,
+        short = 'u',
+        env = "XPROTECT_USER",
+        value_name = "NAME",
+        hide_env = true
+    )]
+    pub user: String,
+
+    /// Read the password from the first line of stdin. Otherwise XPROTECT_PASSWORD, or a prompt.
+    #[arg(long)]
+    pub password_stdin: bool,
+
+    /// OAuth client id: VmsClient (2025 R1+, gets a refresh token) or GrantValidatorClient.
+    #[arg(long, value_name = "ID", default_value = "VmsClient")]
+    pub client_id: String,
+
+    /// Also trust the CA certificate(s) in this PEM file.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// Do not verify the gateway's TLS certificate (self-signed servers). Prefer --ca-cert.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+/// Signaling transport choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum SignalingArg {
+    /// REST: POST/PATCH session, polled ICE candidates (XProtect 2023 R1+).
+    Rest,
+    /// WebSocket JSON-RPC (XProtect 2025 R1+), fewer round trips.
+    #[default]
+    Ws,
+}
+
+/// DTLS role of our answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum DtlsRoleArg {
+    /// We are the DTLS server: first frame in milliseconds (falls back to active if needed).
+    #[default]
+    Passive,
+    /// We are the DTLS client, as browsers are.
+    Active,
+}
+
+/// Recording container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// Fragmented MP4.
+    Mp4,
+    /// Raw Annex-B H.264.
+    H264,
+}
+
+/// What to stream and how.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "STREAM")]
+pub struct StreamArgs {
+    /// Camera GUID.
+    #[arg(long, value_name = "GUID")]
+    pub camera: String,
+
+    /// A specific stream of the camera (GUID); the camera's default stream otherwise.
+    #[arg(long, value_name = "GUID")]
+    pub stream: Option<String>,
+
+    /// Signaling transport.
+    #[arg(long, value_enum, default_value_t = SignalingArg::Ws)]
+    pub signaling: SignalingArg,
+
+    /// DTLS role of the answer.
+    #[arg(long, value_enum, default_value_t = DtlsRoleArg::Passive)]
+    pub dtls_role: DtlsRoleArg,
+
+    /// Resolve the gateway's .local (mDNS) candidates. Off by default: it needs a multicast route.
+    #[arg(long)]
+    pub mdns: bool,
+
+    /// Local address for our ICE host candidates (e.g. 127.0.0.1 for a loopback gateway).
+    #[arg(long, value_name = "IP")]
+    pub bind: Option<std::net::IpAddr>,
+}
+
+/// `record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    #[command(flatten)]
+    pub stream: StreamArgs,
+
+    /// Stop after this much video, e.g. 10s, 5m, 2h. Without it: until Ctrl-C.
+    #[arg(long, short = 'd', value_name = "DURATION", value_parser = parse_duration, help_heading = "OUTPUT")]
+    pub duration: Option<Duration>,
+
+    /// Output file, or - for stdout.
+    #[arg(long, short = 'o', value_name = "PATH", help_heading = "OUTPUT")]
+    pub output: String,
+
+    /// Container. Default: h264 for .h264/.264 files, mp4 otherwise.
+    #[arg(long, value_enum, help_heading = "OUTPUT")]
+    pub format: Option<FormatArg>,
+
+    /// Write each frame's time as a JSON line to FILE, or - for stdout.
+    #[arg(long, value_name = "FILE", help_heading = "OUTPUT")]
+    pub frame_times: Option<String>,
+}
+
+/// `login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    /// Print the access token too (it is a credential: keep it out of shell history and logs).
+    #[arg(long)]
+    pub show_token: bool,
+}
+
+/// `emulator`.
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// TCP port for HTTP and WebSocket.
+    #[arg(long, short = 'p', default_value_t = 8080)]
+    pub port: u16,
+
+    /// Address to listen on. Anything but loopback exposes the emulator to the network.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    pub listen: std::net::IpAddr,
+
+    /// UDP address for WebRTC media (port 0: any free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub media_bind: SocketAddr,
+
+    /// A basic user as NAME:PASSWORD (repeatable). Default: admin:admin.
+    #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_user)]
+    pub users: Vec<(String, String)>,
+
+    /// Lifetime of issued access tokens, e.g. 3600s or 1h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1h")]
+    pub token_lifetime: Duration,
+
+    /// Do not answer CORS preflights (the gateway's default; the official page then needs a proxy).
+    #[arg(long)]
+    pub no_cors: bool,
+
+    /// Append every protocol event as a JSON line to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+
+    /// Seed for session and token ids, so a run can be replayed.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// A synthetic camera as [GUID=]NAME[@WIDTHxHEIGHT[@FPS]] (repeatable), e.g.
+    /// "Lobby@1280x720" or "0f7e2a9c-3b1d-4c5e-8f6a-7b8c9d0e1f2a=Gate@640x360@15".
+    /// Default: two 640x360 cameras at 25 fps. Without a GUID one is derived from the name.
+    #[arg(long = "camera", value_name = "SPEC", value_parser = parse_camera)]
+    pub cameras: Vec<CameraSpec>,
+}
+
+/// A camera given on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CameraSpec {
+    /// Its GUID.
+    pub id: uuid::Uuid,
+    /// Its name.
+    pub name: String,
+    /// Width and height.
+    pub size: (u32, u32),
+    /// Frames per second.
+    pub fps: u32,
+}
+
+fn parse_camera(text: &str) -> Result<CameraSpec, String> {
+    let (id, rest) = match text.split_once('=') {
+        Some((guid, rest)) => (
+            Some(
+                guid.parse::<uuid::Uuid>()
+                    .map_err(|_| format!("`{guid}` is not a GUID"))?,
+            ),
+            rest,
+        ),
+        None => (None, text),
+    };
+    let mut parts = rest.split('@');
+    let name = parts.next().unwrap_or_default().trim().to_owned();
+    if name.is_empty() {
+        return Err("the camera needs a name, e.g. Lobby@1280x720".into());
+    }
+    let size = match parts.next() {
+        None => (640, 360),
+        Some(size) => {
+            let (w, h) = size
+                .split_once('x')
+                .ok_or_else(|| format!("`{size}` is not WIDTHxHEIGHT"))?;
+            let parse = |v: &str| {
+                v.trim()
+                    .parse::<u32>()
+                    .map_err(|_| format!("`{size}` is not WIDTHxHEIGHT"))
+            };
+            let (w, h) = (parse(w)?, parse(h)?);
+            if !(16..=3840).contains(&w) || !(16..=2160).contains(&h) || w % 2 == 1 || h % 2 == 1 {
+                return Err(format!(
+                    "{w}x{h}: width and height must be even, 16..3840 by 16..2160"
+                ));
+            }
+            (w, h)
+        }
+    };
+    let fps = match parts.next() {
+        None => 25,
+        Some(fps) => match fps.trim().parse::<u32>() {
+            Ok(fps) if (1..=60).contains(&fps) => fps,
+            _ => return Err(format!("`{fps}` is not a frame rate from 1 to 60")),
+        },
+    };
+    if parts.next().is_some() {
+        return Err("expected [GUID=]NAME[@WIDTHxHEIGHT[@FPS]]".into());
+    }
+    let id = id.unwrap_or_else(|| guid_from_name(&name));
+    Ok(CameraSpec {
+        id,
+        name,
+        size,
+        fps,
+    })
+}
+
+/// A stable GUID for a name, so scripts can name cameras without inventing GUIDs.
+fn guid_from_name(name: &str) -> uuid::Uuid {
+    let mut bytes = [0u8; 16];
+    for (round, chunk) in bytes.chunks_mut(8).enumerate() {
+        // FNV-1a, seeded differently per half.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ round as u64;
+        for byte in name.bytes() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        chunk.copy_from_slice(&hash.to_be_bytes());
+    }
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+/// `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How much video to record.
+    #[arg(long, short = 'd', value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub duration: Duration,
+
+    /// Where to write it.
+    #[arg(long, short = 'o', value_name = "PATH", default_value = "demo.mp4")]
+    pub output: PathBuf,
+
+    /// Signaling transport.
+    #[arg(long, value_enum, default_value_t = SignalingArg::Ws)]
+    pub signaling: SignalingArg,
+}
+
+/// `frames`.
+#[derive(Debug, Args)]
+pub struct FramesArgs {
+    /// An MP4 written by `record` or `demo`.
+    pub file: PathBuf,
+}
+
+/// `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Gateway to measure against; default: an emulator started in a child process.
+    #[arg(long, value_name = "URL")]
+    pub gateway: Option<Url>,
+
+    /// User (with --gateway).
+    #[arg(long, default_value = "admin")]
+    pub user: String,
+
+    /// Password (with --gateway; the emulator's is admin). Prefer XPROTECT_PASSWORD.
+    #[arg(
+        long,
+        env = "XPROTECT_PASSWORD",
+        hide_env_values = true,
+        default_value = "admin",
+        hide_default_value = true
+    )]
+    pub password: String,
+
+    /// Camera GUID; default: the emulator's first camera.
+    #[arg(long, value_name = "GUID")]
+    pub camera: Option<String>,
+
+    /// Time-to-first-frame runs per signaling transport and stack.
+    #[arg(long, default_value_t = 20)]
+    pub ttff_runs: usize,
+
+    /// Concurrent session counts for the load figures, comma-separated (0: no load figures).
+    #[arg(long, value_delimiter = ',', default_value = "1,10,50")]
+    pub sessions: Vec<usize>,
+
+    /// How long each load step measures, after every session has its first frame.
+    #[arg(long, value_parser = parse_duration, default_value = "20s")]
+    pub duration: Duration,
+
+    /// Signaling transport of the load steps.
+    #[arg(long, value_enum, default_value_t = SignalingArg::Ws)]
+    pub load_signaling: SignalingArg,
+
+    /// The camera's frame rate, for the expected frame count of the load steps.
+    #[arg(long, default_value_t = 25)]
+    pub fps: u32,
+
+    /// Write every raw number as JSON to FILE as well.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// Which WebRTC stack a benchmark session uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StackArg {
+    /// Our client: `xprotect_client::session::Session` (webrtc-rs).
+    Ours,
+    /// The peer: the same signaling and depacketiser over str0m.
+    Str0m,
+}
+
+/// `bench-worker`: N concurrent sessions of one stack; prints one JSON line on stdout.
+#[derive(Debug, Args)]
+pub struct BenchWorkerArgs {
+    /// The gateway.
+    #[arg(long, value_name = "URL")]
+    pub gateway: Url,
+
+    /// User.
+    #[arg(long, default_value = "admin")]
+    pub user: String,
+
+    /// Password, from the environment so that it stays out of the process list.
+    #[arg(
+        long,
+        env = "XPROTECT_PASSWORD",
+        hide_env_values = true,
+        default_value = "admin",
+        hide_default_value = true
+    )]
+    pub password: String,
+
+    /// Camera GUID.
+    #[arg(long, value_name = "GUID")]
+    pub camera: String,
+
+    /// Concurrent sessions.
+    #[arg(long)]
+    pub sessions: usize,
+
+    /// WebRTC stack.
+    #[arg(long, value_enum)]
+    pub stack: StackArg,
+
+    /// Signaling transport.
+    #[arg(long, value_enum, default_value_t = SignalingArg::Ws)]
+    pub signaling: SignalingArg,
+
+    /// How long to measure after every session has its first frame.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Duration,
+
+    /// Also sample this process's CPU time (the emulator child) over the same window.
+    #[arg(long, value_name = "PID")]
+    pub emulator_pid: Option<u32>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration like 10s, 5m or 1h30m: {e}"))
+}
+
+fn parse_user(text: &str) -> Result<(String, String), String> {
+    match text.split_once(':') {
+        Some((name, password)) if !name.is_empty() => Ok((name.to_owned(), password.to_owned())),
+        _ => Err("expected NAME:PASSWORD, e.g. operator:secret".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn record_parses_the_documented_example() {
+        let cli = Cli::try_parse_from([
+            "xprotect-webrtc",
+            "record",
+            "--gateway",
+            "http://127.0.0.1:8080/api",
+            "--user",
+            "u",
+            "--password-stdin",
+            "--camera",
+            "6C2F3B1E-5A4D-4E8F-9B7A-1C2D3E4F5A6B",
+            "--signaling",
+            "ws",
+            "--duration",
+            "10s",
+            "-o",
+            "cam.mp4",
+            "--frame-times",
+            "frames.jsonl",
+        ])
+        .unwrap();
+        let Command::Record(args) = cli.command else {
+            panic!("not record")
+        };
+        assert_eq!(args.duration, Some(Duration::from_secs(10)));
+        assert_eq!(args.stream.signaling, SignalingArg::Ws);
+        assert!(args.connection.password_stdin);
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let err =
+            Cli::try_parse_from(["xprotect-webrtc", "emulator", "--user", "nocolon"]).unwrap_err();
+        assert!(err.to_string().contains("NAME:PASSWORD"), "{err}");
+        let err =
+            Cli::try_parse_from(["xprotect-webrtc", "demo", "--duration", "soon"]).unwrap_err();
+        assert!(err.to_string().contains("not a duration"), "{err}");
+    }
+
+    #[test]
+    fn camera_specs_parse_with_defaults() {
+        let lobby = parse_camera("Lobby").unwrap();
+        assert_eq!((lobby.size, lobby.fps), ((640, 360), 25));
+        assert_eq!(
+            lobby.id,
+            parse_camera("Lobby@1280x720").unwrap().id,
+            "the GUID follows the name"
+        );
+        let gate = parse_camera("0f7e2a9c-3b1d-4c5e-8f6a-7b8c9d0e1f2a=Gate@320x240@15").unwrap();
+        assert_eq!(gate.id.to_string(), "0f7e2a9c-3b1d-4c5e-8f6a-7b8c9d0e1f2a");
+        assert_eq!(
+            (gate.name.as_str(), gate.size, gate.fps),
+            ("Gate", (320, 240), 15)
+        );
+        for bad in [
+            "",
+            "@640x360",
+            "X@641x360",
+            "X@big",
+            "X@640x360@0",
+            "nope=X",
+            "X@640x360@25@1",
+        ] {
+            assert!(parse_camera(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn help_lists_exit_codes() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("EXIT CODES"));
+    }
+}

@@ -1,0 +1,39 @@
+//! One module per subcommand.
+
+mod bench;
+mod demo;
+mod emulator;
+mod frames;
+mod login;
+mod record;
+
+use crate::cli::Command;
+
+/// Run a subcommand.
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Demo(args) => demo::run(args).await,
+        Command::Emulator(args) => emulator::run(args).await,
+        Command::Login(args) => login::run(args).await,
+        Command::Record(args) => record::run(args).await,
+        Command::Frames(args) => frames::run(args),
+        Command::Bench(args) => bench::run(args).await,
+        Command::BenchWorker(args) => crate::bench::worker::run(args).await,
+    }
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM, so that files are finished cleanly either way.
+pub async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,87 @@
+//! `record`: one camera into a file or stdout.
+
+use crate::cli::{FormatArg, RecordArgs};
+use crate::settings;
+use anyhow::{Context, bail};
+use std::time::Instant;
+use xprotect_client::gateway::Gateway;
+use xprotect_client::login::TokenSource;
+use xprotect_client::record::{FrameLog, OutputFormat, OutputTarget, VideoWriter};
+use xprotect_client::recorder::{self, RecordPlan, RecordStats, StopReason};
+use xprotect_client::session::{Session, SessionOptions};
+use xprotect_proto::clock::format_rfc3339_millis;
+
+pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let target = OutputTarget::parse(&args.output);
+    let frame_target = args.frame_times.as_deref().map(OutputTarget::parse);
+    if target == OutputTarget::Stdout && frame_target == Some(OutputTarget::Stdout) {
+        bail!("-o - and --frame-times - both want stdout: send one of them to a file");
+    }
+    let format = match args.format {
+        Some(FormatArg::Mp4) => OutputFormat::Mp4,
+        Some(FormatArg::H264) => OutputFormat::H264,
+        None if args.output.ends_with(".h264") || args.output.ends_with(".264") => {
+            OutputFormat::H264
+        }
+        None => OutputFormat::Mp4,
+    };
+    let (gateway, credentials) = settings::connection(&args.connection)?;
+    let options = settings::session_options(&args.stream)?;
+    let tokens = TokenSource::login(gateway.clone(), credentials)
+        .await
+        .context("login failed")?;
+    let plan = RecordPlan {
+        duration: args.duration,
+        video: Some(VideoWriter::create(&target, format)?),
+        frame_log: frame_target
+            .map(|t| t.open().map(FrameLog::new))
+            .transpose()?,
+    };
+    let stats = record_with(gateway, &tokens, options, plan, started).await?;
+    print_summary(&stats, &args.output);
+    Ok(())
+}
+
+/// Record one session into `plan`, ending on the plan's duration or Ctrl-C.
+pub async fn record_with(
+    gateway: Gateway,
+    tokens: &TokenSource,
+    options: SessionOptions,
+    plan: RecordPlan,
+    started: Instant,
+) -> anyhow::Result<RecordStats> {
+    let session = Session::start(gateway, tokens, options);
+    let (stats, outcome) = recorder::record(session, plan, started, super::interrupted()).await;
+    for warning in &stats.warnings {
+        tracing::warn!("{warning}");
+    }
+    match outcome {
+        Ok(StopReason::Duration | StopReason::Cancelled | StopReason::OutputClosed) => Ok(stats),
+        Err(error) if stats.frames > 0 => {
+            print_summary(&stats, "the output");
+            Err(anyhow::Error::new(error)
+                .context(format!("recording stopped after {} frames", stats.frames)))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The summary goes to stderr: stdout may be the video.
+pub fn print_summary(stats: &RecordStats, output: &str) {
+    let ttff = stats
+        .time_to_first_frame
+        .map(|d| format!("{:.0} ms", d.as_secs_f64() * 1000.0))
+        .unwrap_or_else(|| "-".into());
+    eprintln!("time to first frame: {ttff}");
+    eprintln!(
+        "frames: {} ({} keyframes, {:.1} MB of H.264) written to {output}",
+        stats.frames,
+        stats.keyframes,
+        stats.video_bytes as f64 / 1e6
+    );
+    if let (Some(first), Some(last)) = (stats.first_frame_time, stats.last_frame_time) {
+        eprintln!("first frame: {}", format_rfc3339_millis(first));
+        eprintln!("last frame:  {}", format_rfc3339_millis(last));
+    }
+}

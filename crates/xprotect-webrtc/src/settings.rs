@@ -1,0 +1,101 @@
+//! The second stage of argument handling: environment, password sources and runtime objects.
+
+use crate::cli::{ConnectionArgs, DtlsRoleArg, SignalingArg, StreamArgs};
+use anyhow::{Context, bail};
+use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
+use xprotect_client::gateway::{Gateway, GatewayConfig};
+use xprotect_client::media::{DtlsRole, PeerConfig};
+use xprotect_client::session::{SessionOptions, SignalingKind};
+use xprotect_client::tls::TlsOptions;
+use xprotect_proto::signal::Credentials;
+use xprotect_proto::wire::{DeviceId, Secret, SessionParams, StreamId};
+
+/// The environment variable that may hold the password.
+pub const PASSWORD_ENV: &str = "XPROTECT_PASSWORD";
+
+/// Gateway and credentials from the connection flags.
+pub fn connection(args: &ConnectionArgs) -> anyhow::Result<(Gateway, Credentials)> {
+    let mut config = GatewayConfig::new(args.gateway.clone());
+    config.tls = TlsOptions {
+        ca_cert: args.ca_cert.clone(),
+        danger_accept_invalid_certs: args.insecure,
+    };
+    let gateway = Gateway::new(&config)?;
+    let password = password(args.password_stdin, &args.user)?;
+    Ok((
+        gateway,
+        Credentials {
+            username: args.user.clone(),
+            password,
+            client_id: args.client_id.clone(),
+        },
+    ))
+}
+
+/// `--password-stdin`, then `XPROTECT_PASSWORD`, then a prompt on the terminal.
+fn password(from_stdin: bool, user: &str) -> anyhow::Result<Secret> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from stdin")?;
+        let password = line.trim_end_matches(['\r', '\n']);
+        if password.is_empty() {
+            bail!("--password-stdin: stdin had no password on its first line");
+        }
+        return Ok(Secret::new(password));
+    }
+    if let Ok(password) = std::env::var(PASSWORD_ENV) {
+        return Ok(Secret::new(password));
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "no password: use --password-stdin, set {PASSWORD_ENV}, or run in a terminal to be asked"
+        );
+    }
+    let password = rpassword::prompt_password(format!("Password for {user}: "))
+        .context("cannot read the password")?;
+    Ok(Secret::new(password))
+}
+
+/// Session options from the stream flags.
+pub fn session_options(args: &StreamArgs) -> anyhow::Result<SessionOptions> {
+    let device: DeviceId = args
+        .camera
+        .parse()
+        .with_context(|| format!("--camera: `{}` is not a camera GUID", args.camera))?;
+    let mut params = SessionParams::live(device);
+    params.stream = match &args.stream {
+        Some(text) => Some(
+            text.parse::<StreamId>()
+                .with_context(|| format!("--stream: `{text}` is not a stream GUID"))?,
+        ),
+        None => None,
+    };
+    // Audio is not recorded yet: do not ask the gateway for it.
+    params.include_audio = false;
+    let mut options = SessionOptions::new(params);
+    options.signaling = signaling(args.signaling);
+    options.peer = PeerConfig {
+        dtls_role: match args.dtls_role {
+            DtlsRoleArg::Passive => DtlsRole::Passive,
+            DtlsRoleArg::Active => DtlsRole::Active,
+        },
+        mdns: args.mdns,
+        ..PeerConfig::default()
+    };
+    if let Some(ip) = args.bind {
+        options.peer.udp_bind_addrs = vec![SocketAddr::new(ip, 0)];
+    }
+    Ok(options)
+}
+
+/// The library's transport for the flag value.
+pub fn signaling(arg: SignalingArg) -> SignalingKind {
+    match arg {
+        SignalingArg::Rest => SignalingKind::Rest,
+        SignalingArg::Ws => SignalingKind::WebSocket,
+    }
+}
