@@ -166,6 +166,49 @@ async fn a_killed_recording_stays_playable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_finishes_the_file_with_every_frame() {
+    let emulator = common::emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mp4 = dir.path().join("interrupted.mp4");
+    let mut child = record(&emulator.gateway_url(), &mp4, &["--frame-times", "-"])
+        .spawn()
+        .unwrap();
+    send_password(&mut child, "admin").await;
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..40 {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("frames keep coming");
+        assert!(line.unwrap().is_some(), "the recorder stopped early");
+    }
+    let pid = child.id().expect("still running").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut logged = 40;
+    while let Some(_line) = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        logged += 1;
+    }
+    let output = finish(child, Duration::from_secs(10)).await;
+    assert!(
+        output.status.success(),
+        "Ctrl-C is a normal end: {:?}",
+        output.status
+    );
+    // The pending fragment is written on the way out: every logged frame is in the file.
+    let (_, frames, _) = common::ffprobe(&mp4);
+    assert_eq!(frames, logged, "frames in the file vs frames logged");
+    assert_eq!(common::ffmpeg_decode_errors(&mp4), "");
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_h264_and_stdout_outputs_decode() {
     let emulator = common::emulator().await;
     let dir = tempfile::tempdir().unwrap();

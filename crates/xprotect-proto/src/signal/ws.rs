@@ -245,7 +245,8 @@ impl WsSignaling {
     /// (ONVIF: the peer connection survives the loss of signaling).
     pub fn handle_ws_closed(&mut self, _now: Instant, reason: String) {
         match self.state {
-            State::Answered | State::Failed => {
+            State::Failed => {}
+            State::Answered => {
                 self.outputs
                     .push_back(Output::Event(SignalEvent::ServerError {
                         code: 0,
