@@ -1,0 +1,325 @@
+//! The benchmark's results: a markdown report ready for BENCHMARKS.md and a JSON document with
+//! every raw number.
+
+use super::ttff::{Summary, TtffRun};
+use super::worker::LoadResult;
+use crate::cli::StackArg;
+use std::fmt::Write as _;
+
+const MB: f64 = 1024.0 * 1024.0;
+
+/// Everything one `bench` run measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchReport {
+    /// The command line that produced it (password redacted).
+    pub command: String,
+    /// Where it ran.
+    pub machine: Machine,
+    /// The gateway: an emulator child process, or the `--gateway` URL.
+    pub gateway: String,
+    /// Time-to-first-frame figures per transport and stack.
+    pub ttff: Vec<TtffFigure>,
+    /// Signaling transport of the load steps.
+    pub load_signaling: String,
+    /// The camera's frame rate assumed for expected frame counts.
+    pub fps: u32,
+    /// Load steps in the order they ran.
+    pub load: Vec<LoadStep>,
+}
+
+/// The machine.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Machine {
+    /// Logical CPUs available to this process.
+    pub cpus: usize,
+    /// The CPU model from /proc/cpuinfo.
+    pub cpu_model: Option<String>,
+    /// The kernel release.
+    pub kernel: Option<String>,
+}
+
+impl Machine {
+    /// Describe this machine.
+    pub fn current() -> Self {
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find(|line| line.starts_with("model name"))
+                    .and_then(|line| line.split_once(':'))
+                    .map(|(_, model)| model.trim().to_owned())
+            });
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .ok()
+            .map(|k| k.trim().to_owned());
+        Self {
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            cpu_model,
+            kernel,
+        }
+    }
+}
+
+/// Medians of the milestones, ms since the run started.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct PhaseMedians {
+    /// Login returned.
+    pub login: f64,
+    /// Session created.
+    pub created: f64,
+    /// Media connected.
+    pub connected: f64,
+    /// First keyframe delivered.
+    pub first_frame: f64,
+}
+
+/// Time to first frame of one stack over one transport.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TtffFigure {
+    /// The stack.
+    pub stack: StackArg,
+    /// `rest` or `ws`.
+    pub signaling: String,
+    /// Every successful run.
+    pub runs: Vec<TtffRun>,
+    /// Why the other runs failed.
+    pub failures: Vec<String>,
+    /// Of the first-frame times.
+    pub first_frame: Option<Summary>,
+    /// Of each milestone.
+    pub phase_medians: Option<PhaseMedians>,
+}
+
+impl TtffFigure {
+    /// Summarise `runs`.
+    pub fn new(
+        stack: StackArg,
+        signaling: &str,
+        runs: Vec<TtffRun>,
+        failures: Vec<String>,
+    ) -> Self {
+        let median = |pick: fn(&TtffRun) -> f64| {
+            Summary::of(&runs.iter().map(pick).collect::<Vec<_>>()).map(|s| s.median)
+        };
+        let phase_medians = match (
+            median(|r| r.login_ms),
+            median(|r| r.created_ms),
+            median(|r| r.connected_ms),
+            median(|r| r.first_frame_ms),
+        ) {
+            (Some(login), Some(created), Some(connected), Some(first_frame)) => {
+                Some(PhaseMedians {
+                    login,
+                    created,
+                    connected,
+                    first_frame,
+                })
+            }
+            _ => None,
+        };
+        let first_frame = Summary::of(&runs.iter().map(|r| r.first_frame_ms).collect::<Vec<_>>());
+        Self {
+            stack,
+            signaling: signaling.to_owned(),
+            runs,
+            failures,
+            first_frame,
+            phase_medians,
+        }
+    }
+}
+
+/// One load step: its measurement, or why it failed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LoadStep {
+    /// The stack.
+    pub stack: StackArg,
+    /// Concurrent sessions.
+    pub sessions: usize,
+    /// The worker's figures.
+    pub result: Option<LoadResult>,
+    /// Derived figures.
+    pub derived: Option<LoadDerived>,
+    /// Why the step failed.
+    pub error: Option<String>,
+}
+
+/// Figures derived from a step (and, for memory, from the same stack's 1-session step).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct LoadDerived {
+    /// Client CPU ms per session-second.
+    pub cpu_ms_per_session_second: f64,
+    /// (RSS_N − RSS_1) / (N − 1), bytes.
+    pub rss_per_extra_session_bytes: Option<f64>,
+    /// Frames the camera sent in the window: sessions × fps × window.
+    pub expected_frames: u64,
+    /// Emulator child CPU ms per session-second.
+    pub emulator_cpu_ms_per_session_second: Option<f64>,
+}
+
+impl LoadStep {
+    /// A measured step; `single` is the same stack's 1-session result, if there is one.
+    pub fn measured(result: LoadResult, single: Option<&LoadResult>, fps: u32) -> Self {
+        let session_seconds = result.sessions as f64 * result.window_s;
+        let rss_per_extra_session_bytes = single
+            .filter(|single| result.sessions > 1 && single.sessions == 1)
+            .map(|single| {
+                (result.rss_bytes as f64 - single.rss_bytes as f64) / (result.sessions - 1) as f64
+            });
+        let derived = LoadDerived {
+            cpu_ms_per_session_second: result.cpu_ms / session_seconds,
+            rss_per_extra_session_bytes,
+            expected_frames: (session_seconds * f64::from(fps)).round() as u64,
+            emulator_cpu_ms_per_session_second: result
+                .emulator_cpu_ms
+                .map(|ms| ms / session_seconds),
+        };
+        Self {
+            stack: result.stack,
+            sessions: result.sessions,
+            result: Some(result),
+            derived: Some(derived),
+            error: None,
+        }
+    }
+
+    /// A step that failed.
+    pub fn failed(stack: StackArg, sessions: usize, error: String) -> Self {
+        Self {
+            stack,
+            sessions,
+            result: None,
+            derived: None,
+            error: Some(error),
+        }
+    }
+}
+
+fn stack_name(stack: StackArg) -> &'static str {
+    match stack {
+        StackArg::Ours => "ours (webrtc-rs)",
+        StackArg::Str0m => "peer (str0m)",
+    }
+}
+
+impl BenchReport {
+    /// The report as markdown.
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::new();
+        let m = &self.machine;
+        let _ = writeln!(out, "#### `{}`\n", self.command);
+        let _ = writeln!(
+            out,
+            "Machine: {} CPUs ({}), Linux {}. Gateway: {}.\n",
+            m.cpus,
+            m.cpu_model.as_deref().unwrap_or("unknown CPU"),
+            m.kernel.as_deref().unwrap_or("?"),
+            self.gateway
+        );
+        if !self.ttff.is_empty() {
+            let runs = self
+                .ttff
+                .iter()
+                .map(|f| f.runs.len() + f.failures.len())
+                .max()
+                .unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "Time to first frame, ms from the start of login ({runs} runs per row):\n"
+            );
+            let _ = writeln!(
+                out,
+                "| signaling | stack | median | p90 | min | max | login ✓ | session created | media connected | first frame | failed runs |"
+            );
+            let _ = writeln!(
+                out,
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            );
+            for figure in &self.ttff {
+                let (summary, phases) = match (&figure.first_frame, &figure.phase_medians) {
+                    (Some(s), Some(p)) => (
+                        format!(
+                            "{:.1} | {:.1} | {:.1} | {:.1}",
+                            s.median, s.p90, s.min, s.max
+                        ),
+                        format!(
+                            "{:.1} | {:.1} | {:.1} | {:.1}",
+                            p.login, p.created, p.connected, p.first_frame
+                        ),
+                    ),
+                    _ => ("– | – | – | –".to_owned(), "– | – | – | –".to_owned()),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {summary} | {phases} | {} |",
+                    figure.signaling.to_uppercase(),
+                    stack_name(figure.stack),
+                    figure.failures.len()
+                );
+            }
+            let _ = writeln!(
+                out,
+                "\n(the four milestone columns are medians, each in ms since the start of login)\n"
+            );
+        }
+        if !self.load.is_empty() {
+            let window = self
+                .load
+                .iter()
+                .filter_map(|s| s.result.as_ref())
+                .map(|r| r.window_s)
+                .fold(0.0, f64::max);
+            let _ = writeln!(
+                out,
+                "Load, {} signaling, measured over {window:.0} s once every session had its first frame; each step in a fresh client process:\n",
+                self.load_signaling.to_uppercase()
+            );
+            let _ = writeln!(
+                out,
+                "| sessions | stack | client CPU ms per session-second | client RSS | RSS per extra session | frames rx / expected ({} fps) | slowest session | all streaming after | emulator CPU ms per session-second |",
+                self.fps
+            );
+            let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+            for step in &self.load {
+                let (Some(r), Some(d)) = (&step.result, &step.derived) else {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | failed: {} | | | | | | |",
+                        step.sessions,
+                        stack_name(step.stack),
+                        step.error.as_deref().unwrap_or("?").replace('|', "/")
+                    );
+                    continue;
+                };
+                let per_extra = d
+                    .rss_per_extra_session_bytes
+                    .map(|b| format!("{:.2} MB", b / MB))
+                    .unwrap_or_else(|| "–".into());
+                let emulator = d
+                    .emulator_cpu_ms_per_session_second
+                    .map(|c| format!("{c:.2}"))
+                    .unwrap_or_else(|| "–".into());
+                let failures = if r.failures > 0 {
+                    format!(" ({} failed)", r.failures)
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:.2} | {:.1} MB | {per_extra} | {} / {}{failures} | {} frames | {:.0} ms | {emulator} |",
+                    r.sessions,
+                    stack_name(r.stack),
+                    d.cpu_ms_per_session_second,
+                    r.rss_bytes as f64 / MB,
+                    r.frames,
+                    d.expected_frames,
+                    r.min_frames_per_session,
+                    r.all_started_ms,
+                );
+            }
+        }
+        out
+    }
+}
