@@ -10,9 +10,7 @@
 
 use crate::gateway::{Gateway, WsIncoming, WsStream, ws_recv, ws_send};
 use crate::login::{TokenSource, TokenState};
-use crate::media::{
-    DtlsRole, IceCandidateInit as PeerCandidate, Peer, PeerConfig, PeerError, PeerEvent, TrackKind,
-};
+use crate::media::{DtlsRole, Peer, PeerConfig, PeerError, PeerEvent, TrackKind};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use std::future::Future;
@@ -458,10 +456,7 @@ impl Driver {
                 let (peer, answer, peer_events) =
                     Peer::answer(&sdp, self.options.peer.clone()).await?;
                 for candidate in std::mem::take(&mut self.early_candidates) {
-                    if let Err(error) = peer
-                        .add_remote_candidate(to_peer_candidate(candidate))
-                        .await
-                    {
+                    if let Err(error) = peer.add_remote_candidate(candidate).await {
                         self.emit(SessionEvent::Warning(format!(
                             "ignored a gateway candidate: {error}"
                         )))
@@ -473,10 +468,7 @@ impl Driver {
             }
             SignalEvent::RemoteCandidate(candidate) => {
                 let added = match &self.peer {
-                    Some((peer, _)) => {
-                        peer.add_remote_candidate(to_peer_candidate(candidate))
-                            .await
-                    }
+                    Some((peer, _)) => peer.add_remote_candidate(candidate).await,
                     // A gateway may trickle before its offer has been answered (ONVIF allows it).
                     None => {
                         self.early_candidates.push(candidate);
@@ -508,7 +500,7 @@ impl Driver {
         match event {
             PeerEvent::LocalCandidate(candidate) => self
                 .signaling
-                .add_local_candidate(Instant::now(), &from_peer_candidate(candidate)),
+                .add_local_candidate(Instant::now(), &candidate),
             PeerEvent::ConnectionState(crate::media::ConnectionState::Connected) => {
                 self.signaling.set_media_connected(Instant::now(), true);
                 self.emit(SessionEvent::Connected).await;
@@ -670,23 +662,5 @@ async fn next_peer_event(
     match peer {
         Some((_, events)) => events.recv().await,
         None => std::future::pending().await,
-    }
-}
-
-fn to_peer_candidate(c: IceCandidateInit) -> PeerCandidate {
-    PeerCandidate {
-        candidate: c.candidate,
-        sdp_mid: c.sdp_mid,
-        sdp_m_line_index: c.sdp_m_line_index,
-        username_fragment: c.username_fragment,
-    }
-}
-
-fn from_peer_candidate(c: PeerCandidate) -> IceCandidateInit {
-    IceCandidateInit {
-        candidate: c.candidate,
-        sdp_mid: c.sdp_mid,
-        sdp_m_line_index: c.sdp_m_line_index,
-        username_fragment: c.username_fragment,
     }
 }

@@ -163,8 +163,7 @@ impl AppState {
                 include_audio: params.include_audio,
             })
             .await?;
-        let server_candidates: Vec<IceCandidateInit> =
-            offer.local_candidates.iter().map(wire_candidate).collect();
+        let server_candidates: Vec<IceCandidateInit> = offer.local_candidates.clone();
         let record = SessionRecord {
             id,
             owner: owner.user.clone(),
@@ -256,7 +255,7 @@ impl AppState {
         let is_mdns = address.to_ascii_lowercase().ends_with(".local");
         self.inner
             .media
-            .add_remote_candidate(session.0, media_candidate(candidate), twin_ip)
+            .add_remote_candidate(session.0, candidate.clone(), twin_ip)
             .await?;
         self.journal().record(JournalEvent::ClientCandidate {
             session: session.to_string(),
@@ -322,25 +321,6 @@ impl AppState {
 
 fn not_found(session: SessionId) -> EmuError {
     EmuError::NotFound(format!("no session {session}"))
-}
-
-/// The media engine has its own `IceCandidateInit` with the same JSON shape; copy field by field.
-fn media_candidate(c: &IceCandidateInit) -> media::IceCandidateInit {
-    media::IceCandidateInit {
-        candidate: c.candidate.clone(),
-        sdp_mid: c.sdp_mid.clone(),
-        sdp_m_line_index: c.sdp_m_line_index,
-        username_fragment: c.username_fragment.clone(),
-    }
-}
-
-fn wire_candidate(c: &media::IceCandidateInit) -> IceCandidateInit {
-    IceCandidateInit {
-        candidate: c.candidate.clone(),
-        sdp_mid: c.sdp_mid.clone(),
-        sdp_m_line_index: c.sdp_m_line_index,
-        username_fragment: c.username_fragment.clone(),
-    }
 }
 
 /// Journal every media event; forget sessions the engine closed.

@@ -4,35 +4,7 @@ use xprotect_proto::rtp::RtpPacket;
 
 use super::error::PeerError;
 
-/// An ICE candidate as signaled (the browser's `RTCIceCandidateInit`).
-///
-/// An empty `candidate` means end-of-candidates.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IceCandidateInit {
-    /// `candidate:…` attribute value, or empty for end-of-candidates.
-    pub candidate: String,
-    /// The `a=mid` of the media section the candidate belongs to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sdp_mid: Option<String>,
-    /// The index of that media section.
-    #[serde(
-        default,
-        rename = "sdpMLineIndex",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub sdp_m_line_index: Option<u16>,
-    /// The ICE username fragment the candidate belongs to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username_fragment: Option<String>,
-}
-
-impl IceCandidateInit {
-    /// Whether this is the end-of-candidates marker (an empty candidate line).
-    pub fn is_end_of_candidates(&self) -> bool {
-        self.candidate.trim().is_empty()
-    }
-}
+pub use xprotect_proto::wire::IceCandidateInit;
 
 /// The kind of a received track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

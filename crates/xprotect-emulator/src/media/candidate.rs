@@ -2,37 +2,24 @@
 
 use std::net::IpAddr;
 
-use serde::{Deserialize, Serialize};
 use str0m::Candidate;
 
 use super::MediaError;
 
-/// An ICE candidate in the browser's `RTCIceCandidateInit` shape (JSON in camelCase).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IceCandidateInit {
-    /// `candidate:…` attribute text; empty means "end of candidates".
-    pub candidate: String,
-    /// The media section's mid.
-    #[serde(default)]
-    pub sdp_mid: Option<String>,
-    /// The media section's index in the SDP.
-    #[serde(default, rename = "sdpMLineIndex")]
-    pub sdp_m_line_index: Option<u16>,
-    /// The ICE ufrag the candidate belongs to.
-    #[serde(default)]
-    pub username_fragment: Option<String>,
-}
+pub use xprotect_proto::wire::IceCandidateInit;
 
-impl IceCandidateInit {
-    /// A local candidate for the bundled media section `sdp_mid` at index `sdp_m_line_index`.
-    pub(crate) fn local(c: &Candidate, sdp_mid: &str, sdp_m_line_index: u16, ufrag: &str) -> Self {
-        Self {
-            candidate: c.to_sdp_string(),
-            sdp_mid: Some(sdp_mid.to_owned()),
-            sdp_m_line_index: Some(sdp_m_line_index),
-            username_fragment: Some(ufrag.to_owned()),
-        }
+/// A local candidate for the bundled media section `sdp_mid` at index `sdp_m_line_index`.
+pub(crate) fn local_candidate(
+    c: &Candidate,
+    sdp_mid: &str,
+    sdp_m_line_index: u16,
+    ufrag: &str,
+) -> IceCandidateInit {
+    IceCandidateInit {
+        candidate: c.to_sdp_string(),
+        sdp_mid: Some(sdp_mid.to_owned()),
+        sdp_m_line_index: Some(sdp_m_line_index),
+        username_fragment: Some(ufrag.to_owned()),
     }
 }
 

@@ -14,7 +14,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig}
 use tokio::net::UdpSocket;
 use uuid::Uuid;
 
-use super::candidate::{IceCandidateInit, remote_candidates};
+use super::candidate::{IceCandidateInit, local_candidate, remote_candidates};
 use super::mids::MidMap;
 use super::{MediaError, MediaEvent, SessionOffer};
 use crate::camera::{CameraSource, EncodedFrame};
@@ -121,7 +121,7 @@ impl Session {
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         let local_candidates = local
             .iter()
-            .map(|c| IceCandidateInit::local(c, wire_mid, m_line_index, &ufrag))
+            .map(|c| local_candidate(c, wire_mid, m_line_index, &ufrag))
             .collect();
 
         let session = Self {

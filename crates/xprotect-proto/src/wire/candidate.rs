@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 /// A browser `RTCIceCandidateInit`: what the sample `JSON.stringify`s and `addIceCandidate` takes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The default value is the end-of-candidates marker.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IceCandidateInit {
     /// The `candidate:` attribute line (without `a=`); empty means end of candidates.

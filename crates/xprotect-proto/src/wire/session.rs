@@ -104,19 +104,7 @@ pub fn parse_playback_time(
 }
 
 /// Format a time as the sample does (`Date.toISOString()`): UTC with milliseconds.
-pub fn format_iso_millis(time: OffsetDateTime) -> String {
-    let utc = time.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        utc.year(),
-        u8::from(utc.month()),
-        utc.day(),
-        utc.hour(),
-        utc.minute(),
-        utc.second(),
-        utc.millisecond()
-    )
-}
+pub use crate::clock::format_rfc3339_millis as format_iso_millis;
 
 #[cfg(test)]
 mod tests {
