@@ -1,0 +1,88 @@
+//! The real `bench` binary, briefly: it starts its own emulator child, measures both stacks and
+//! prints both tables; the JSON has a figure for every transport, stack and load step.
+
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_xprotect-webrtc");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_bench_measures_both_stacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let child = Command::new(BIN)
+        .args([
+            "bench",
+            "--ttff-runs",
+            "2",
+            "--sessions",
+            "1,2",
+            "--duration",
+            "2s",
+            "--json",
+        ])
+        .arg(&json)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
+        .await
+        .expect("bench finishes in time")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "bench failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+
+    assert!(
+        stdout.contains("xprotect-webrtc bench --ttff-runs 2"),
+        "{stdout}"
+    );
+    for row in [
+        "| REST | ours (webrtc-rs) |",
+        "| REST | peer (str0m) |",
+        "| WS | ours (webrtc-rs) |",
+        "| WS | peer (str0m) |",
+    ] {
+        assert!(stdout.contains(row), "no TTFF row {row}:\n{stdout}");
+    }
+    for row in [
+        "| 1 | ours (webrtc-rs) |",
+        "| 1 | peer (str0m) |",
+        "| 2 | ours (webrtc-rs) |",
+        "| 2 | peer (str0m) |",
+    ] {
+        assert!(stdout.contains(row), "no load row {row}:\n{stdout}");
+    }
+
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let ttff = report["ttff"].as_array().unwrap();
+    assert_eq!(ttff.len(), 4);
+    for figure in ttff {
+        assert_eq!(figure["runs"].as_array().unwrap().len(), 2, "{figure}");
+        let first = &figure["runs"][0];
+        // The milestones come in protocol order.
+        let order = ["login_ms", "created_ms", "connected_ms", "first_frame_ms"]
+            .map(|k| first[k].as_f64().unwrap());
+        assert!(order.windows(2).all(|w| w[0] <= w[1]), "{first}");
+    }
+    let load = report["load"].as_array().unwrap();
+    assert_eq!(load.len(), 4);
+    for step in load {
+        let result = &step["result"];
+        assert!(result["frames"].as_u64().unwrap() > 0, "{step}");
+        assert!(result["cpu_ms"].as_f64().unwrap() > 0.0, "{step}");
+        assert!(result["emulator_cpu_ms"].as_f64().is_some(), "{step}");
+    }
+    // Two sessions of a stack have a memory-per-extra-session figure.
+    assert!(
+        load.iter()
+            .any(|s| s["sessions"] == 2 && s["derived"]["rss_per_extra_session_bytes"].is_number())
+    );
+}
