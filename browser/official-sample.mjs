@@ -192,7 +192,8 @@ async function exercisePtz(page, deadline, result) {
   // what one click does, then call the page's global functions as the buttons meant to.
   const errorsBefore = result.errors.length;
   await page.getByRole('button', { name: '\u2191', exact: true }).click();
-  // A page error from the click arrives asynchronously; a round trip through the page lets it land.
+  // The click's exception is reported by the renderer while it handles the click; a round trip
+  // through the same renderer afterwards guarantees that report has arrived before we look.
   await page.evaluate(() => new Promise((done) => setTimeout(done, 0)));
   const clickErrors = result.errors.slice(errorsBefore);
   result.ptz.inline_click = clickErrors.length > 0 ? `threw: ${clickErrors.join('; ')}` : 'no error';
