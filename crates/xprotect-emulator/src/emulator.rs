@@ -1,5 +1,6 @@
 //! Starting and stopping a whole emulator: listener, router, media engine, journal.
 
+use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -52,6 +53,11 @@ impl Emulator {
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
+            // Signaling replies are several small frames (connect result, invite, trickles):
+            // with Nagle on, the second waits ~40 ms for the client's delayed ACK.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
                 let _ = stopped.await;
             });

@@ -232,7 +232,7 @@ impl Engine {
         let mut events = Vec::new();
         session.handle_input(Input::Timeout(now), &self.socket, &mut events);
         self.pending_events.extend(events);
-        self.watch_camera(req.camera_id);
+        // The camera is watched from the moment the session connects (see `flush_events`).
         self.sessions.insert(req.session_id, session);
         Ok(offer)
     }
@@ -337,7 +337,9 @@ impl Engine {
                 continue;
             };
             self.by_source.retain(|_, s| *s != id);
-            self.unwatch_camera(session.camera.config().id);
+            if session.watching {
+                self.unwatch_camera(session.camera.config().id);
+            }
             self.pending_events.push(MediaEvent::Closed {
                 session_id: id,
                 reason: session.closing.unwrap_or_default(),
@@ -346,10 +348,38 @@ impl Engine {
     }
 
     fn flush_events(&mut self) {
+        self.watch_cameras_of_connected_sessions();
         for event in self.pending_events.drain(..) {
             if let Err(e) = self.events.try_send(event) {
                 tracing::debug!("media event dropped (consumer too slow or gone): {e}");
             }
+        }
+    }
+
+    /// A session starts watching its camera when it connects, not when it is created: an idle
+    /// camera then starts encoding (with an IDR) the moment its first viewer can receive it, so
+    /// the first frame leaves at once instead of on a frame grid that began at session creation;
+    /// a running camera keeps its cadence for everyone and gives the joiner an IDR at its next
+    /// picture. Sessions that never connect cost no encoding at all.
+    fn watch_cameras_of_connected_sessions(&mut self) {
+        let connected: Vec<(Uuid, Uuid)> = self
+            .pending_events
+            .iter()
+            .filter_map(|event| match event {
+                MediaEvent::Connected { session_id } => Some(*session_id),
+                _ => None,
+            })
+            .filter_map(|id| {
+                let session = self.sessions.get_mut(&id)?;
+                if session.watching {
+                    return None;
+                }
+                session.watching = true;
+                Some((id, session.camera.config().id))
+            })
+            .collect();
+        for (_, camera_id) in connected {
+            self.watch_camera(camera_id);
         }
     }
 

@@ -49,6 +49,8 @@ enum Phase {
 pub(crate) struct Session {
     pub(crate) id: Uuid,
     pub(crate) camera: Arc<CameraSource>,
+    /// Whether the engine feeds this session its camera's frames (from `Connected` on).
+    pub(crate) watching: bool,
     rtc: Rtc,
     phase: Phase,
     pending_offer: Option<SdpPendingOffer>,
@@ -127,6 +129,7 @@ impl Session {
         let session = Self {
             id,
             camera,
+            watching: false,
             rtc,
             phase: Phase::AwaitingAnswer,
             pending_offer: Some(pending),

@@ -14,9 +14,15 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
             args.listen
         );
     }
-    let mut config = EmulatorConfig::default();
-    config.listen = SocketAddr::new(args.listen, args.port);
-    config.media_bind = args.media_bind;
+    let mut config = EmulatorConfig {
+        listen: SocketAddr::new(args.listen, args.port),
+        media_bind: args.media_bind,
+        token_lifetime: args.token_lifetime,
+        cors: !args.no_cors,
+        journal: args.journal,
+        rng_seed: args.seed,
+        ..EmulatorConfig::default()
+    };
     if !args.users.is_empty() {
         config.users = args
             .users
@@ -24,10 +30,6 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
             .map(|(name, password)| (name, Secret::new(password)))
             .collect();
     }
-    config.token_lifetime = args.token_lifetime;
-    config.cors = !args.no_cors;
-    config.journal = args.journal;
-    config.rng_seed = args.seed;
     if !args.cameras.is_empty() {
         config.cameras = args
             .cameras
