@@ -62,6 +62,9 @@ struct Control {
     subscribers: usize,
     /// The stop flag of the running encoder thread, if one runs.
     running: Option<Arc<AtomicBool>>,
+    /// The encoder of the last run (or the start-up probe), kept for the next: creating an
+    /// openh264 encoder costs tens of milliseconds, which a joining viewer would wait for.
+    idle_encoder: Option<CameraEncoder>,
 }
 
 /// One synthetic camera; share it as `Arc<CameraSource>`.
@@ -103,7 +106,10 @@ impl CameraSource {
             profile_level_id: probe.profile_level_id,
             frames,
             counters: Arc::default(),
-            control: Mutex::default(),
+            control: Mutex::new(Control {
+                idle_encoder: Some(encoder),
+                ..Control::default()
+            }),
         })
     }
 
@@ -181,7 +187,11 @@ impl CameraSource {
     fn run(&self, stop: &AtomicBool) {
         let camera = &self.config;
         let mut renderer = FrameRenderer::new(camera.width, camera.height);
-        let mut encoder = match CameraEncoder::new(camera, renderer.width(), renderer.height()) {
+        let idle = self.lock_control().idle_encoder.take();
+        let mut encoder = match idle.map_or_else(
+            || CameraEncoder::new(camera, renderer.width(), renderer.height()),
+            Ok,
+        ) {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(camera = %camera.id, "cannot create encoder: {e}");
@@ -191,7 +201,8 @@ impl CameraSource {
         };
         let interval = Duration::from_secs(1) / camera.fps.max(1);
         let mut deadline = Instant::now();
-        // A fresh encoder starts with an IDR anyway; count it as the scheduled one.
+        // A run starts with an IDR (a kept encoder is told to; a fresh one does anyway); it is
+        // the scheduled keyframe, not a forced one.
         let mut first = true;
         tracing::debug!(camera = %camera.id, "encoder started");
         while !stop.load(Ordering::Relaxed) {
@@ -200,14 +211,15 @@ impl CameraSource {
                 .counters
                 .next_frame_number
                 .fetch_add(1, Ordering::Relaxed);
-            let forced = self
+            let requested = self
                 .counters
                 .keyframe_requested
-                .swap(false, Ordering::Relaxed)
-                && !first;
-            first = false;
+                .swap(false, Ordering::Relaxed);
+            let forced = requested && !first;
             let planes = renderer.render(recording_unix_ms, frame_number, &camera.name);
-            match encoder.encode(planes, recording_unix_ms, frame_number, forced) {
+            let encoded = encoder.encode(planes, recording_unix_ms, frame_number, forced || first);
+            first = false;
+            match encoded {
                 Ok(frame) => {
                     self.counters.frames_encoded.fetch_add(1, Ordering::Relaxed);
                     if frame.keyframe {
@@ -237,6 +249,7 @@ impl CameraSource {
             }
         }
         tracing::debug!(camera = %camera.id, "encoder stopped");
+        self.lock_control().idle_encoder = Some(encoder);
     }
 
     /// Clears the running marker after a failed start, unless a newer run replaced it.

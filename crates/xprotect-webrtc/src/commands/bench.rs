@@ -11,6 +11,7 @@ use crate::settings;
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 use url::Url;
 use xprotect_client::gateway::{Gateway, GatewayConfig};
 use xprotect_proto::wire::DeviceId;
@@ -78,6 +79,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             // Interleaved, so that drift on the machine affects both stacks alike.
             for run in 1..=args.ttff_runs {
                 for (index, stack) in STACKS.into_iter().enumerate() {
+                    // Back-to-back runs would all join the running camera at the same phase of
+                    // its frame grid (the worst case: just after a picture). A viewer joins at a
+                    // random moment, so each run starts at its own phase of the frame interval.
+                    tokio::time::sleep(join_phase(run * STACKS.len() + index, args.fps)).await;
                     match ttff::run_once(stack, &gateway, &login, &options).await {
                         Ok(result) => runs[index].push(result),
                         Err(error) => {
@@ -248,4 +253,12 @@ fn command_line() -> String {
         }
     }
     words.join(" ")
+}
+
+/// The `n`-th of a low-discrepancy sequence of offsets within one frame interval (golden-ratio
+/// steps), so that runs sample every phase of the camera's frame grid evenly and repeatably.
+fn join_phase(n: usize, fps: u32) -> Duration {
+    const GOLDEN_FRACTION: f64 = 0.618_033_988_749_895;
+    let fraction = (n as f64 * GOLDEN_FRACTION).fract();
+    Duration::from_secs(1).mul_f64(fraction / f64::from(fps.max(1)))
 }
