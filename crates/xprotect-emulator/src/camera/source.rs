@@ -201,12 +201,18 @@ impl CameraSource {
         };
         let interval = Duration::from_secs(1) / camera.fps.max(1);
         let mut deadline = Instant::now();
+        // A camera stamps pictures on its capture clock: the recording time of a picture is its
+        // slot on the frame grid, not the moment this thread got to run (which a busy machine
+        // delays, and which would put two pictures a few ms apart).
+        let grid_origin = (deadline, unix_ms_now());
         // A run starts with an IDR (a kept encoder is told to; a fresh one does anyway); it is
         // the scheduled keyframe, not a forced one.
         let mut first = true;
         tracing::debug!(camera = %camera.id, "encoder started");
         while !stop.load(Ordering::Relaxed) {
-            let recording_unix_ms = unix_ms_now();
+            let recording_unix_ms = grid_origin.1
+                + i64::try_from(deadline.duration_since(grid_origin.0).as_millis())
+                    .unwrap_or(i64::MAX);
             let frame_number = self
                 .counters
                 .next_frame_number
