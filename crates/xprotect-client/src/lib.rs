@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod config_api;
 pub mod gateway;
 pub mod login;
 pub mod media;

@@ -6,7 +6,12 @@ use std::time::Duration;
 
 use xprotect_proto::wire::Secret;
 
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
 use crate::camera::{CameraConfig, default_cameras};
+use crate::devices::CameraDetails;
 
 /// The default basic user's name (documented demo credentials, `admin` / `admin`).
 pub const DEFAULT_USER: &str = "admin";
@@ -35,6 +40,9 @@ pub struct EmulatorConfig {
     pub cors: bool,
     /// The cameras.
     pub cameras: Vec<CameraConfig>,
+    /// What the Config API says about each camera (streams, PTZ, microphone); cameras not in
+    /// the map get [`CameraDetails::default`].
+    pub camera_details: HashMap<Uuid, CameraDetails>,
     /// Append the protocol journal (JSON Lines) to this file.
     pub journal: Option<PathBuf>,
     /// Seed for session ids, invite ids and tokens, so a failing run can be replayed. `None` seeds
@@ -55,6 +63,7 @@ impl Default for EmulatorConfig {
             refresh_token_lifetime: DEFAULT_REFRESH_TOKEN_LIFETIME,
             cors: true,
             cameras: default_cameras(),
+            camera_details: HashMap::new(),
             journal: None,
             rng_seed: None,
             shutdown_timeout: Duration::from_secs(5),

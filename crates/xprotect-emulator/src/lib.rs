@@ -21,6 +21,7 @@
 
 pub mod camera;
 pub mod config;
+pub mod devices;
 pub mod emulator;
 pub mod error;
 pub mod http;

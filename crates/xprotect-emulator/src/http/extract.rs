@@ -74,7 +74,8 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
-fn bearer_token(headers: &HeaderMap) -> Result<Secret, EmuError> {
+/// The token of an `Authorization: Bearer <token>` header (401 otherwise).
+pub fn bearer_token(headers: &HeaderMap) -> Result<Secret, EmuError> {
     let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
         EmuError::Unauthorized("missing `Authorization: Bearer <token>` header".into())
     })?;

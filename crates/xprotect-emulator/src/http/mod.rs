@@ -9,6 +9,7 @@
 //! the request path is rewritten to lower case before routing, which leaves GUIDs in the path
 //! valid (they are case-insensitive too).
 
+pub mod config_api;
 pub mod extract;
 pub mod idp;
 pub mod rest;
@@ -20,7 +21,7 @@ use axum::extract::{Request, State};
 use axum::http::{Method, Uri, uri::PathAndQuery};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
-use axum::routing::{get, patch, post};
+use axum::routing::{any, get, patch, post};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::error::{EmuError, RejectionNote};
@@ -43,6 +44,15 @@ pub fn router(state: AppState) -> Router {
             post(rest::post_candidates).get(rest::get_candidates),
         )
         .route("/ws/webrtc/v1", get(socket::upgrade))
+        .route("/rest/v1/cameras", get(config_api::list_cameras))
+        .route("/rest/v1/cameras/{id}", get(config_api::get_camera))
+        .route(
+            "/rest/v1/cameras/{id}/{child}",
+            get(config_api::camera_child),
+        )
+        .route("/rest/v1/microphones", get(config_api::list_microphones))
+        .route("/rest/v1/microphones/{id}", get(config_api::get_microphone))
+        .route("/rest/v1/{*rest}", any(config_api::unknown_resource))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), journal_rejections))

@@ -7,6 +7,7 @@
 
 pub mod candidate;
 pub mod commands;
+pub mod config_api;
 pub mod form;
 pub mod ice_server;
 pub mod idp;

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod bench;
+mod cameras;
 mod demo;
 mod emulator;
 mod frames;
@@ -16,6 +17,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Emulator(args) => emulator::run(args).await,
         Command::Login(args) => login::run(args).await,
         Command::Record(args) => record::run(args).await,
+        Command::Cameras(args) => cameras::run(args).await,
         Command::Frames(args) => frames::run(args),
         Command::Bench(args) => bench::run(args).await,
         Command::BenchWorker(args) => crate::bench::worker::run(args).await,
