@@ -12,6 +12,9 @@ use xprotect_proto::wire::SessionId;
 pub struct RecordPlan {
     /// Stop after this much video (measured from the first frame).
     pub duration: Option<Duration>,
+    /// Stop at the first frame whose time (for playback: its recording time) is at or after
+    /// this instant; that frame is not written.
+    pub until: Option<time::OffsetDateTime>,
     /// The recording, if any.
     pub video: Option<VideoWriter>,
     /// Frame times, if asked for.
@@ -46,6 +49,8 @@ pub struct RecordStats {
 pub enum StopReason {
     /// The duration was reached.
     Duration,
+    /// A frame reached the plan's `until` time.
+    ReachedUntil,
     /// The caller's cancel future completed (Ctrl-C).
     Cancelled,
     /// The reader of stdout went away.
@@ -84,6 +89,12 @@ pub async fn record(
         };
         match event {
             Some(SessionEvent::Video(frame)) => {
+                if plan
+                    .until
+                    .is_some_and(|until| frame.time.wall_clock >= until)
+                {
+                    break Ok(StopReason::ReachedUntil);
+                }
                 if stats.frames == 0 {
                     stats.time_to_first_frame = Some(started.elapsed());
                     end_at = plan.duration.map(|d| tokio::time::Instant::now() + d);

@@ -102,6 +102,17 @@ pub enum JournalEvent {
         /// includeAudio as asked.
         include_audio: bool,
     },
+    /// A playback session passed the end of the camera's last recording: nothing more is sent.
+    PlaybackEnded {
+        /// The session.
+        session: String,
+        /// Recording time (RFC 3339) of the last frame sent, if any was.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        last_recording_time: Option<String>,
+        /// Why playback stopped early, if it did (an encoder failure).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        failure: Option<String>,
+    },
     /// The client's answer was applied.
     AnswerReceived {
         /// The session.

@@ -12,6 +12,7 @@
 //! - [`camera`]: synthetic cameras (rendered pictures with the recording time, H.264 encoded
 //!   once per camera and shared by every session).
 //! - [`media`]: the WebRTC media engine (str0m) that offers those cameras to clients.
+//! - [`playback`]: recorded video with gaps, played at a speed (GOPs encoded once, cached).
 //! - [`http`], [`ws`]: signaling per PROTOCOL.md §1–§3; [`state`]: what both transports share.
 //! - [`journal`]: every protocol event as a JSON line, never with a token or password.
 //!
@@ -21,13 +22,13 @@
 
 pub mod camera;
 pub mod config;
-pub mod devices;
 pub mod emulator;
 pub mod error;
 pub mod http;
 pub mod ids;
 pub mod journal;
 pub mod media;
+pub mod playback;
 pub mod sessions;
 pub mod state;
 pub mod tokens;

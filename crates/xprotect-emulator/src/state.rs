@@ -8,19 +8,20 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 use xprotect_proto::wire::commands::Command;
 use xprotect_proto::wire::rest::SessionResponse;
 use xprotect_proto::wire::session::format_iso_millis;
+
+use crate::playback::format_unix_ms;
 use xprotect_proto::wire::{
     DeviceId, IceCandidateInit, SdpKind, Secret, SessionDescription, SessionId, SessionParams,
     StreamId,
 };
 
 use crate::config::EmulatorConfig;
-use crate::devices::{DeviceCatalog, format_last_modified};
 use crate::error::EmuError;
 use crate::ids::IdSource;
 use crate::journal::{Journal, JournalEvent, JournalOpenError, Transport};
@@ -42,7 +43,6 @@ struct Inner {
     journal: Journal,
     ids: Arc<IdSource>,
     devices: HashSet<Uuid>,
-    catalog: DeviceCatalog,
     cors: bool,
 }
 
@@ -84,11 +84,6 @@ impl AppState {
                 journal,
                 ids,
                 devices: config.cameras.iter().map(|c| c.id).collect(),
-                catalog: DeviceCatalog::new(
-                    &config.cameras,
-                    &config.camera_details,
-                    format_last_modified(time::OffsetDateTime::now_utc()),
-                ),
                 cors: config.cors,
             }),
         };
@@ -118,11 +113,6 @@ impl AppState {
     /// The journal.
     pub fn journal(&self) -> &Journal {
         &self.inner.journal
-    }
-
-    /// The cameras and microphones as the Config API describes them.
-    pub fn catalog(&self) -> &DeviceCatalog {
-        &self.inner.catalog
     }
 
     /// Whether CORS is on.
@@ -173,6 +163,7 @@ impl AppState {
                     .flat_map(|s| s.urls.iter().cloned())
                     .collect(),
                 include_audio: params.include_audio,
+                playback: params.playback,
             })
             .await?;
         let server_candidates: Vec<IceCandidateInit> = offer.local_candidates.clone();
@@ -203,7 +194,20 @@ impl AppState {
                 "live"
             },
             playback: record.params.playback.map(|p| {
-                json!({"start": format_iso_millis(p.start), "speed": p.speed, "skipGaps": p.skip_gaps})
+                // The recordings the request plays from, so a user can see what exists.
+                let recordings: Vec<Value> = self
+                    .inner
+                    .media
+                    .recordings(record.params.device.0)
+                    .map(|timeline| {
+                        timeline
+                            .recordings()
+                            .iter()
+                            .map(|r| json!({"start": format_unix_ms(r.start_unix_ms), "end": format_unix_ms(r.end_unix_ms)}))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                json!({"start": format_iso_millis(p.start), "speed": p.speed, "skipGaps": p.skip_gaps, "recordings": recordings})
             }),
             include_audio: record.params.include_audio,
         });
@@ -313,8 +317,8 @@ impl AppState {
         }
     }
 
-    /// A `streamId` must be one of the camera's stream usages (`cameras/{id}/streams`,
-    /// PROTOCOL.md §11.K.8); every stream serves the camera's one synthetic picture.
+    /// The cameras have one (default) stream each and no stream ids yet, so any explicit
+    /// `streamId` is unknown. Playback and multi-stream cameras extend this one place.
     fn check_stream(
         &self,
         device: DeviceId,
@@ -323,11 +327,10 @@ impl AppState {
     ) -> Result<(), EmuError> {
         match stream {
             None => Ok(()),
-            Some(stream) => self
-                .inner
-                .catalog
-                .check_stream(device.0, stream.0)
-                .map_err(|message| EmuError::field(field, message)),
+            Some(stream) => Err(EmuError::field(
+                field,
+                format!("device {device} has no stream {stream}; omit it for the default stream"),
+            )),
         }
     }
 }
@@ -384,6 +387,15 @@ async fn forward_media_events(
             }
             MediaEvent::Disconnected { session_id } => JournalEvent::Disconnected {
                 session: session_id.to_string(),
+            },
+            MediaEvent::PlaybackEnded {
+                session_id,
+                last_recording_unix_ms,
+                failure,
+            } => JournalEvent::PlaybackEnded {
+                session: session_id.to_string(),
+                last_recording_time: last_recording_unix_ms.map(format_unix_ms),
+                failure,
             },
             MediaEvent::Closed { session_id, reason } => {
                 sessions.remove(SessionId(session_id));

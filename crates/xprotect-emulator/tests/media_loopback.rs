@@ -41,6 +41,7 @@ async fn stream_one_camera(role: DtlsRole, candidate_before_answer: bool) {
             camera_id: camera.id,
             ice_servers: vec![],
             include_audio: true,
+            playback: None,
         })
         .await
         .expect("offer");

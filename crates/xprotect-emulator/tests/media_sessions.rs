@@ -21,6 +21,7 @@ fn request(session_id: Uuid, camera_id: Uuid) -> SessionRequest {
         camera_id,
         ice_servers: vec![],
         include_audio: false,
+        playback: None,
     }
 }
 

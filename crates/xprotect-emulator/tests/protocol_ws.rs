@@ -288,6 +288,16 @@ async fn failures_are_error_notifications_and_responses() {
             "PlaybackSpeed",
         ),
         (
+            json!({"authorization": token, "peer": camera(), "PlaybackTime": "2025-01-01T00:00:00Z", "skipGaps": "maybe"}),
+            400,
+            "skipGaps",
+        ),
+        (
+            json!({"authorization": token, "peer": camera(), "PlaybackTime": "2025-13-01T00:00:00Z"}),
+            400,
+            "PlaybackTime",
+        ),
+        (
             json!({"authorization": token, "peer": camera(), "streamID": "5e9ba1dc-d012-425b-ab5a-611a5fb6dae5"}),
             400,
             "streamID",

@@ -75,14 +75,6 @@ pub enum Command {
         xprotect-webrtc record … --format h264 -o cam.h264 --frame-times frames.jsonl"
     )]
     Record(RecordArgs),
-    /// List the cameras: id, name, streams (with the live default), PTZ, microphone.
-    #[command(
-        long_about = "List the gateway's cameras from its Config API (rest/v1/cameras): id, \
-        name, PTZ, the probable microphone (same hardware) and every stream with its streamId \
-        for `record --stream`; `*` marks the live default. --json prints one JSON object per \
-        camera and line."
-    )]
-    Cameras(CamerasArgs),
     /// Print the frame times stored in an MP4 recorded by this tool, as JSON lines.
     Frames(FramesArgs),
     /// Measure time to first frame, CPU and memory per session.
@@ -166,11 +158,11 @@ pub enum FormatArg {
 #[derive(Debug, Args, Clone)]
 #[command(next_help_heading = "STREAM")]
 pub struct StreamArgs {
-    /// Camera GUID, or its exact name (case-insensitive, looked up in the Config API).
-    #[arg(long, value_name = "GUID|NAME")]
+    /// Camera GUID.
+    #[arg(long, value_name = "GUID")]
     pub camera: String,
 
-    /// A specific stream of the camera (GUID, see `cameras`); the camera's default otherwise.
+    /// A specific stream of the camera (GUID); the camera's default stream otherwise.
     #[arg(long, value_name = "GUID")]
     pub stream: Option<String>,
 
@@ -189,6 +181,19 @@ pub struct StreamArgs {
     /// Local address for our ICE host candidates (e.g. 127.0.0.1 for a loopback gateway).
     #[arg(long, value_name = "IP")]
     pub bind: Option<std::net::IpAddr>,
+
+    /// Play recorded video from this time (ISO 8601 with an offset, e.g. 2025-01-15T12:04:54Z)
+    /// instead of live video. Frame times are then recording times.
+    #[arg(long, value_name = "TIME", value_parser = parse_time, help_heading = "PLAYBACK")]
+    pub from: Option<time::OffsetDateTime>,
+
+    /// Playback speed, 0 < speed ≤ 32.
+    #[arg(long, value_name = "X", requires = "from", value_parser = parse_speed, help_heading = "PLAYBACK")]
+    pub speed: Option<f64>,
+
+    /// Jump over gaps between recordings instead of waiting them out.
+    #[arg(long, requires = "from", help_heading = "PLAYBACK")]
+    pub skip_gaps: bool,
 }
 
 /// `record`.
@@ -204,6 +209,10 @@ pub struct RecordArgs {
     #[arg(long, short = 'd', value_name = "DURATION", value_parser = parse_duration, help_heading = "OUTPUT")]
     pub duration: Option<Duration>,
 
+    /// Playback: stop at the first frame recorded at or after this time (ISO 8601).
+    #[arg(long, value_name = "TIME", requires = "from", value_parser = parse_time, help_heading = "PLAYBACK")]
+    pub to: Option<time::OffsetDateTime>,
+
     /// Output file, or - for stdout.
     #[arg(long, short = 'o', value_name = "PATH", help_heading = "OUTPUT")]
     pub output: String,
@@ -215,17 +224,6 @@ pub struct RecordArgs {
     /// Write each frame's time as a JSON line to FILE, or - for stdout.
     #[arg(long, value_name = "FILE", help_heading = "OUTPUT")]
     pub frame_times: Option<String>,
-}
-
-/// `cameras`.
-#[derive(Debug, Args)]
-pub struct CamerasArgs {
-    #[command(flatten)]
-    pub connection: ConnectionArgs,
-
-    /// One JSON object per camera and line instead of a table.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `login`.
@@ -490,6 +488,25 @@ pub struct BenchWorkerArgs {
     /// Also sample this process's CPU time (the emulator child) over the same window.
     #[arg(long, value_name = "PID")]
     pub emulator_pid: Option<u32>,
+}
+
+fn parse_time(text: &str) -> Result<time::OffsetDateTime, String> {
+    match xprotect_proto::wire::session::parse_playback_time(Some(text), "time") {
+        Ok(Some(t)) => Ok(t),
+        Ok(None) => Err("an empty time means live: leave the flag out instead".to_owned()),
+        Err(e) => Err(format!(
+            "`{text}` is not an ISO 8601 time with an offset like 2025-01-15T12:04:54Z: {}",
+            e.message
+        )),
+    }
+}
+
+fn parse_speed(text: &str) -> Result<f64, String> {
+    let speed: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    xprotect_proto::wire::session::validate_speed(Some(speed), "speed")
+        .map_err(|_| format!("speed {text} is outside 0 < speed ≤ 32"))
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -4,14 +4,12 @@ use crate::cli::{ConnectionArgs, DtlsRoleArg, SignalingArg, StreamArgs};
 use anyhow::{Context, bail};
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
-use xprotect_client::config_api::ConfigApi;
 use xprotect_client::gateway::{Gateway, GatewayConfig};
-use xprotect_client::login::TokenSource;
 use xprotect_client::media::{DtlsRole, PeerConfig};
 use xprotect_client::session::{SessionOptions, SignalingKind};
 use xprotect_client::tls::TlsOptions;
 use xprotect_proto::signal::Credentials;
-use xprotect_proto::wire::{DeviceId, Secret, SessionParams, StreamId};
+use xprotect_proto::wire::{DeviceId, Playback, Secret, SessionParams, StreamId};
 
 /// The environment variable that may hold the password.
 pub const PASSWORD_ENV: &str = "XPROTECT_PASSWORD";
@@ -62,20 +60,12 @@ fn password(from_stdin: bool, user: &str) -> anyhow::Result<Secret> {
     Ok(Secret::new(password))
 }
 
-/// `--camera` as a device id: a GUID as is, a name through the Config API.
-pub async fn resolve_camera(
-    gateway: &Gateway,
-    tokens: &TokenSource,
-    camera: &str,
-) -> anyhow::Result<DeviceId> {
-    ConfigApi::new(gateway, tokens)
-        .resolve_camera(camera)
-        .await
-        .context("--camera")
-}
-
-/// Session options from the stream flags, for the resolved `device`.
-pub fn session_options(args: &StreamArgs, device: DeviceId) -> anyhow::Result<SessionOptions> {
+/// Session options from the stream flags.
+pub fn session_options(args: &StreamArgs) -> anyhow::Result<SessionOptions> {
+    let device: DeviceId = args
+        .camera
+        .parse()
+        .with_context(|| format!("--camera: `{}` is not a camera GUID", args.camera))?;
     let mut params = SessionParams::live(device);
     params.stream = match &args.stream {
         Some(text) => Some(
@@ -84,6 +74,11 @@ pub fn session_options(args: &StreamArgs, device: DeviceId) -> anyhow::Result<Se
         ),
         None => None,
     };
+    params.playback = args.from.map(|start| Playback {
+        start,
+        skip_gaps: args.skip_gaps,
+        speed: args.speed.unwrap_or(1.0),
+    });
     // Audio is not recorded yet: do not ask the gateway for it.
     params.include_audio = false;
     let mut options = SessionOptions::new(params);

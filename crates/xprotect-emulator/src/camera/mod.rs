@@ -16,6 +16,9 @@ use std::sync::Arc;
 
 use uuid::{Uuid, uuid};
 
+use crate::playback::RecordingTimeline;
+
+pub(crate) use encoder::CameraEncoder;
 pub use encoder::{EncodeError, EncodedFrame, TARGET_BITRATE_BPS, split_annex_b};
 pub use render::{FrameRenderer, format_recording_time};
 pub use source::{CameraSource, CameraSubscription, EncoderStats, FRAME_BROADCAST_CAPACITY};
@@ -35,6 +38,8 @@ pub struct CameraConfig {
     pub fps: u32,
     /// Distance between scheduled keyframes, in frames.
     pub keyframe_interval_frames: u32,
+    /// What playback can serve: the camera's recordings and the gaps between them.
+    pub recordings: RecordingTimeline,
 }
 
 impl CameraConfig {
@@ -47,6 +52,7 @@ impl CameraConfig {
             height,
             fps: 25,
             keyframe_interval_frames: 25,
+            recordings: RecordingTimeline::default_recordings(),
         }
     }
 }

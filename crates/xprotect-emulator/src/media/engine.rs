@@ -18,6 +18,7 @@ use super::candidate::IceCandidateInit;
 use super::session::Session;
 use super::{MediaError, MediaEvent, SessionOffer, SessionRequest};
 use crate::camera::{CameraHub, EncodedFrame};
+use crate::playback::{GopCache, MAX_PLAYBACK_SEND_FPS, PacingConfig, PlaybackSchedule, unix_ms};
 
 /// Frames queued from the camera forwarders to the engine: a few per camera. The forwarders wait
 /// when it is full, and the broadcast behind them absorbs more (see FRAME_BROADCAST_CAPACITY).
@@ -55,11 +56,22 @@ pub(crate) enum Command {
     },
 }
 
-/// What a camera forwarder hands the engine.
-enum Feed {
+/// What a camera forwarder or a playback player hands the engine.
+pub(crate) enum Feed {
     Frame(Arc<EncodedFrame>),
     /// The forwarder fell behind the camera and lost frames.
     Lagged(Uuid),
+    /// A recorded frame for one playback session, due now.
+    PlaybackFrame {
+        session_id: Uuid,
+        frame: Arc<EncodedFrame>,
+    },
+    /// A playback session's player has sent its last frame.
+    PlaybackEnded {
+        session_id: Uuid,
+        last_recording_unix_ms: Option<i64>,
+        failure: Option<String>,
+    },
 }
 
 /// A camera some session watches: its forwarder task holds the camera subscription.
@@ -75,6 +87,7 @@ pub(crate) struct Engine {
     connect_timeout: Duration,
     disconnect_timeout: Duration,
     cameras: Arc<CameraHub>,
+    gop_cache: Arc<GopCache>,
     events: mpsc::Sender<MediaEvent>,
     sessions: HashMap<Uuid, Session>,
     /// Which session last accepted datagrams from an address: skips the linear `accepts` scan.
@@ -93,6 +106,7 @@ impl Engine {
         connect_timeout: Duration,
         disconnect_timeout: Duration,
         cameras: Arc<CameraHub>,
+        gop_cache: Arc<GopCache>,
         events: mpsc::Sender<MediaEvent>,
     ) -> Self {
         let local_addr = socket
@@ -106,6 +120,7 @@ impl Engine {
             connect_timeout,
             disconnect_timeout,
             cameras,
+            gop_cache,
             events,
             sessions: HashMap::new(),
             by_source: HashMap::new(),
@@ -225,6 +240,7 @@ impl Engine {
         let (mut session, offer) = Session::create(
             req.session_id,
             camera,
+            req.playback,
             &self.host_addrs,
             self.connect_timeout,
             now,
@@ -290,16 +306,35 @@ impl Engine {
     fn handle_feed(&mut self, feed: Feed) {
         match feed {
             Feed::Frame(frame) => {
+                // Live sessions only: playback sessions are fed by their players.
                 for session in self.sessions.values_mut() {
-                    if session.camera.config().id == frame.camera_id {
+                    if session.watching && session.camera.config().id == frame.camera_id {
                         session.send_frame(&frame, &self.socket, &mut self.pending_events);
                     }
+                }
+            }
+            Feed::PlaybackFrame { session_id, frame } => {
+                if let Some(session) = self.sessions.get_mut(&session_id) {
+                    session.send_frame(&frame, &self.socket, &mut self.pending_events);
+                }
+            }
+            Feed::PlaybackEnded {
+                session_id,
+                last_recording_unix_ms,
+                failure,
+            } => {
+                if self.sessions.contains_key(&session_id) {
+                    self.pending_events.push(MediaEvent::PlaybackEnded {
+                        session_id,
+                        last_recording_unix_ms,
+                        failure,
+                    });
                 }
             }
             Feed::Lagged(camera_id) => {
                 tracing::debug!(camera = %camera_id, "engine fell behind the camera");
                 for session in self.sessions.values_mut() {
-                    if session.camera.config().id == camera_id {
+                    if session.watching && session.camera.config().id == camera_id {
                         session.frames_lost();
                     }
                 }
@@ -337,6 +372,9 @@ impl Engine {
                 continue;
             };
             self.by_source.retain(|_, s| *s != id);
+            if let Some(player) = &session.player {
+                player.abort();
+            }
             if session.watching {
                 self.unwatch_camera(session.camera.config().id);
             }
@@ -371,7 +409,30 @@ impl Engine {
             })
             .filter_map(|id| {
                 let session = self.sessions.get_mut(&id)?;
-                if session.watching {
+                if session.watching || session.player.is_some() {
+                    return None;
+                }
+                if let Some(playback) = session.playback.as_ref() {
+                    // Playback: the session's own player, not the shared live encoder.
+                    let camera = session.camera.config().clone();
+                    let schedule = PlaybackSchedule::new(
+                        &camera.recordings,
+                        PacingConfig {
+                            fps: camera.fps,
+                            gop_frames: camera.keyframe_interval_frames,
+                            max_send_fps: MAX_PLAYBACK_SEND_FPS,
+                        },
+                        unix_ms(playback.start),
+                        playback.skip_gaps,
+                        playback.speed,
+                    );
+                    session.player = Some(super::player::spawn(
+                        id,
+                        camera,
+                        self.gop_cache.clone(),
+                        schedule,
+                        self.feed_tx.clone(),
+                    ));
                     return None;
                 }
                 session.watching = true;
@@ -432,6 +493,9 @@ impl Drop for Engine {
     fn drop(&mut self) {
         for feed in self.feeds.values() {
             feed.forwarder.abort();
+        }
+        for player in self.sessions.values().filter_map(|s| s.player.as_ref()) {
+            player.abort();
         }
     }
 }

@@ -17,6 +17,7 @@
 mod candidate;
 mod engine;
 mod mids;
+mod player;
 mod session;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -27,7 +28,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use xprotect_proto::wire::Playback;
+
 use crate::camera::{CameraConfig, CameraHub, EncoderStats, default_cameras};
+use crate::playback::{DEFAULT_GOP_CACHE_BYTES, GopCache, GopCacheStats, RecordingTimeline};
 
 pub use candidate::IceCandidateInit;
 
@@ -56,6 +60,8 @@ pub struct MediaEngineConfig {
     pub disconnect_timeout: Duration,
     /// The cameras sessions can watch.
     pub cameras: Vec<CameraConfig>,
+    /// Bound of the shared cache of encoded playback GOPs, in bytes.
+    pub gop_cache_bytes: usize,
 }
 
 impl Default for MediaEngineConfig {
@@ -66,12 +72,13 @@ impl Default for MediaEngineConfig {
             connect_timeout: Duration::from_secs(60),
             disconnect_timeout: Duration::from_secs(30),
             cameras: default_cameras(),
+            gop_cache_bytes: DEFAULT_GOP_CACHE_BYTES,
         }
     }
 }
 
 /// What a signaling request asks the media engine for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SessionRequest {
     /// The signaling session id; every later call and event names the session by it.
     pub session_id: Uuid,
@@ -81,6 +88,8 @@ pub struct SessionRequest {
     pub ice_servers: Vec<String>,
     /// Whether the client wants audio. Accepted and ignored: the cameras have no audio yet.
     pub include_audio: bool,
+    /// Recorded video from this time on, at this speed; `None` for live.
+    pub playback: Option<Playback>,
 }
 
 /// The engine's offer for a new session.
@@ -137,6 +146,15 @@ pub enum MediaEvent {
         rtp: u32,
         /// The frame's recording time, Unix ms: the client's start reference.
         recording_unix_ms: i64,
+    },
+    /// A playback session reached the end of the camera's recordings: nothing more is sent.
+    PlaybackEnded {
+        /// The session.
+        session_id: Uuid,
+        /// Recording time of the last frame sent, Unix ms (`None` if there was none).
+        last_recording_unix_ms: Option<i64>,
+        /// Set when playback stopped because a GOP could not be encoded.
+        failure: Option<String>,
     },
 }
 
@@ -219,12 +237,14 @@ pub async fn start(
     let (command_tx, command_rx) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
     let (event_tx, event_rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
     let cameras = Arc::new(cameras);
+    let gop_cache = Arc::new(GopCache::new(config.gop_cache_bytes));
     let engine = engine::Engine::new(
         socket,
         host_addrs,
         config.connect_timeout,
         config.disconnect_timeout,
         cameras.clone(),
+        gop_cache.clone(),
         event_tx,
     );
     tokio::spawn(engine.run(command_rx));
@@ -233,6 +253,7 @@ pub async fn start(
             commands: command_tx,
             local_addr,
             cameras,
+            gop_cache,
         },
         event_rx,
     ))
@@ -269,6 +290,7 @@ pub struct MediaHandle {
     commands: mpsc::Sender<engine::Command>,
     local_addr: SocketAddr,
     cameras: Arc<CameraHub>,
+    gop_cache: Arc<GopCache>,
 }
 
 impl MediaHandle {
@@ -322,6 +344,18 @@ impl MediaHandle {
     /// The encoder counters of every camera (frames encoded, keyframes, subscribers).
     pub fn encoder_stats(&self) -> Vec<EncoderStats> {
         self.cameras.stats()
+    }
+
+    /// The recordings playback can serve from `camera_id`.
+    pub fn recordings(&self, camera_id: Uuid) -> Option<RecordingTimeline> {
+        self.cameras
+            .get(&camera_id)
+            .map(|c| c.config().recordings.clone())
+    }
+
+    /// Counters of the shared playback GOP cache.
+    pub fn gop_cache_stats(&self) -> GopCacheStats {
+        self.gop_cache.stats()
     }
 
     /// The number of open sessions.

@@ -12,7 +12,9 @@ use str0m::net::Transmit;
 use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
+use xprotect_proto::wire::Playback;
 
 use super::candidate::{IceCandidateInit, local_candidate, remote_candidates};
 use super::mids::MidMap;
@@ -51,6 +53,10 @@ pub(crate) struct Session {
     pub(crate) camera: Arc<CameraSource>,
     /// Whether the engine feeds this session its camera's frames (from `Connected` on).
     pub(crate) watching: bool,
+    /// What to play back; `None` for live.
+    pub(crate) playback: Option<Playback>,
+    /// The playback player task, from `Connected` on.
+    pub(crate) player: Option<JoinHandle<()>>,
     rtc: Rtc,
     phase: Phase,
     pending_offer: Option<SdpPendingOffer>,
@@ -61,8 +67,11 @@ pub(crate) struct Session {
     early_candidates: Vec<Candidate>,
     connect_deadline: Instant,
     disconnected_since: Option<Instant>,
-    /// Recording time (Unix ms) of the first frame sent: RTP timestamp 0.
+    /// Recording time (Unix ms) of RTP timestamp 0: the first frame sent (live) or the
+    /// requested playback time (playback).
     rtp_origin_ms: Option<i64>,
+    /// Whether a frame has gone out yet.
+    sent_first_frame: bool,
     needs_keyframe: bool,
     last_keyframe_request: Option<Instant>,
     /// When str0m next wants `Input::Timeout`.
@@ -76,6 +85,7 @@ impl Session {
     pub(crate) fn create(
         id: Uuid,
         camera: Arc<CameraSource>,
+        playback: Option<Playback>,
         host_addrs: &[SocketAddr],
         connect_timeout: Duration,
         now: Instant,
@@ -130,6 +140,10 @@ impl Session {
             id,
             camera,
             watching: false,
+            rtp_origin_ms: playback.as_ref().map(|p| crate::playback::unix_ms(p.start)),
+            playback,
+            player: None,
+            sent_first_frame: false,
             rtc,
             phase: Phase::AwaitingAnswer,
             pending_offer: Some(pending),
@@ -139,7 +153,6 @@ impl Session {
             early_candidates: Vec::new(),
             connect_deadline: now + connect_timeout,
             disconnected_since: None,
-            rtp_origin_ms: None,
             needs_keyframe: true,
             last_keyframe_request: None,
             rtc_timeout: now,
@@ -242,9 +255,10 @@ impl Session {
             }
             self.needs_keyframe = false;
         }
-        let first = self.rtp_origin_ms.is_none();
+        let first = !self.sent_first_frame;
         let origin = *self.rtp_origin_ms.get_or_insert(frame.recording_unix_ms);
-        // Milliseconds since the first frame, wrapping at 2^32 as an RTP timestamp does.
+        // Milliseconds since the start reference (live: the first frame; playback: the
+        // requested time, so the value jumps across gaps), wrapping at 2^32 as RTP does.
         let rtp = frame.recording_unix_ms.wrapping_sub(origin) as u32;
         let Some(writer) = self.rtc.writer(self.video_mid) else {
             return;
@@ -259,6 +273,7 @@ impl Session {
             frame.annex_b.clone(),
         ) {
             Ok(()) => {
+                self.sent_first_frame = true;
                 if first {
                     events.push(MediaEvent::FirstFrameSent {
                         session_id: self.id,
@@ -358,8 +373,11 @@ impl Session {
             Event::Connected => {
                 self.phase = Phase::Connected;
                 self.needs_keyframe = true;
-                // Fast start: the shared encoder makes its next picture an IDR.
-                self.camera.request_keyframe();
+                // Fast start: the shared encoder makes its next picture an IDR. (A playback
+                // session's player starts with a keyframe of its own.)
+                if self.playback.is_none() {
+                    self.camera.request_keyframe();
+                }
                 events.push(MediaEvent::Connected { session_id });
             }
             Event::IceConnectionStateChange(state) => match state {
@@ -395,7 +413,8 @@ impl Session {
                 let allowed = self
                     .last_keyframe_request
                     .is_none_or(|last| now >= last + MIN_KEYFRAME_REQUEST_INTERVAL);
-                if allowed {
+                // Playback GOPs are pre-encoded: the next keyframe is at most a GOP away.
+                if allowed && self.playback.is_none() {
                     self.last_keyframe_request = Some(now);
                     self.camera.request_keyframe();
                 }

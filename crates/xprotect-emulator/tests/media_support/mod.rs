@@ -232,6 +232,7 @@ pub fn session_of(e: &MediaEvent) -> Uuid {
         | MediaEvent::DataChannelMessage { session_id, .. }
         | MediaEvent::Disconnected { session_id }
         | MediaEvent::Closed { session_id, .. }
-        | MediaEvent::FirstFrameSent { session_id, .. } => *session_id,
+        | MediaEvent::FirstFrameSent { session_id, .. }
+        | MediaEvent::PlaybackEnded { session_id, .. } => *session_id,
     }
 }

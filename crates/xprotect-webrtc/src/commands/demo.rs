@@ -47,6 +47,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let target = OutputTarget::File(args.output.clone());
     let plan = RecordPlan {
         duration: Some(args.duration),
+        until: None,
         video: Some(VideoWriter::create(&target, OutputFormat::Mp4)?),
         frame_log: None,
     };

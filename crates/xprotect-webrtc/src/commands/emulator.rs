@@ -58,6 +58,7 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
             "  camera {} {:?} {}x{} @ {} fps",
             camera.id, camera.name, camera.width, camera.height, camera.fps
         );
+        println!("    recordings (for playback): {}", camera.recordings);
     }
     println!("press Ctrl-C to stop");
     super::interrupted().await;

@@ -27,13 +27,13 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         None => OutputFormat::Mp4,
     };
     let (gateway, credentials) = settings::connection(&args.connection)?;
+    let options = settings::session_options(&args.stream)?;
     let tokens = TokenSource::login(gateway.clone(), credentials)
         .await
         .context("login failed")?;
-    let device = settings::resolve_camera(&gateway, &tokens, &args.stream.camera).await?;
-    let options = settings::session_options(&args.stream, device)?;
     let plan = RecordPlan {
         duration: args.duration,
+        until: args.to,
         video: Some(VideoWriter::create(&target, format)?),
         frame_log: frame_target
             .map(|t| t.open().map(FrameLog::new))
@@ -58,7 +58,12 @@ pub async fn record_with(
         tracing::warn!("{warning}");
     }
     match outcome {
-        Ok(StopReason::Duration | StopReason::Cancelled | StopReason::OutputClosed) => Ok(stats),
+        Ok(
+            StopReason::Duration
+            | StopReason::ReachedUntil
+            | StopReason::Cancelled
+            | StopReason::OutputClosed,
+        ) => Ok(stats),
         Err(error) if stats.frames > 0 => {
             print_summary(&stats, "the output");
             Err(anyhow::Error::new(error)
