@@ -22,6 +22,7 @@
 
 pub mod camera;
 pub mod config;
+pub mod devices;
 pub mod emulator;
 pub mod error;
 pub mod http;

@@ -22,6 +22,7 @@ use xprotect_proto::wire::{
 };
 
 use crate::config::EmulatorConfig;
+use crate::devices::{DeviceCatalog, format_last_modified};
 use crate::error::EmuError;
 use crate::ids::IdSource;
 use crate::journal::{Journal, JournalEvent, JournalOpenError, Transport};
@@ -43,6 +44,7 @@ struct Inner {
     journal: Journal,
     ids: Arc<IdSource>,
     devices: HashSet<Uuid>,
+    catalog: DeviceCatalog,
     cors: bool,
 }
 
@@ -84,6 +86,11 @@ impl AppState {
                 journal,
                 ids,
                 devices: config.cameras.iter().map(|c| c.id).collect(),
+                catalog: DeviceCatalog::new(
+                    &config.cameras,
+                    &config.camera_details,
+                    format_last_modified(time::OffsetDateTime::now_utc()),
+                ),
                 cors: config.cors,
             }),
         };
@@ -113,6 +120,11 @@ impl AppState {
     /// The journal.
     pub fn journal(&self) -> &Journal {
         &self.inner.journal
+    }
+
+    /// The cameras and microphones as the Config API describes them.
+    pub fn catalog(&self) -> &DeviceCatalog {
+        &self.inner.catalog
     }
 
     /// Whether CORS is on.
@@ -317,8 +329,8 @@ impl AppState {
         }
     }
 
-    /// The cameras have one (default) stream each and no stream ids yet, so any explicit
-    /// `streamId` is unknown. Playback and multi-stream cameras extend this one place.
+    /// A `streamId` must be one of the camera's stream usages (`cameras/{id}/streams`,
+    /// PROTOCOL.md §11.K.8); every stream serves the camera's one synthetic picture.
     fn check_stream(
         &self,
         device: DeviceId,
@@ -327,10 +339,11 @@ impl AppState {
     ) -> Result<(), EmuError> {
         match stream {
             None => Ok(()),
-            Some(stream) => Err(EmuError::field(
-                field,
-                format!("device {device} has no stream {stream}; omit it for the default stream"),
-            )),
+            Some(stream) => self
+                .inner
+                .catalog
+                .check_stream(device.0, stream.0)
+                .map_err(|message| EmuError::field(field, message)),
         }
     }
 }

@@ -277,8 +277,10 @@ async fn unknown_things_are_404_and_wrong_methods_405() {
         .await;
         assert_error(&reply, StatusCode::NOT_FOUND, None);
     }
+    // Everything else under rest/v1 is the Config API, with its own error body (PROTOCOL.md §11).
     let nowhere = send(&app, Method::GET, "/api/REST/v1/Nowhere", &[], "").await;
-    assert_error(&nowhere, StatusCode::NOT_FOUND, None);
+    assert_eq!(nowhere.status, StatusCode::UNAUTHORIZED, "{}", nowhere.text);
+    assert_eq!(nowhere.json["error"]["httpCode"], 401, "{}", nowhere.text);
 
     let session = create_session(&app, &token).await;
     let id = session["sessionId"].as_str().unwrap();

@@ -75,6 +75,14 @@ pub enum Command {
         xprotect-webrtc record … --format h264 -o cam.h264 --frame-times frames.jsonl"
     )]
     Record(RecordArgs),
+    /// List the cameras: id, name, streams (with the live default), PTZ, microphone.
+    #[command(
+        long_about = "List the gateway's cameras from its Config API (rest/v1/cameras): id, \
+        name, PTZ, the probable microphone (same hardware) and every stream with its streamId \
+        for `record --stream`; `*` marks the live default. --json prints one JSON object per \
+        camera and line."
+    )]
+    Cameras(CamerasArgs),
     /// Print the frame times stored in an MP4 recorded by this tool, as JSON lines.
     Frames(FramesArgs),
     /// Measure time to first frame, CPU and memory per session.
@@ -158,11 +166,11 @@ pub enum FormatArg {
 #[derive(Debug, Args, Clone)]
 #[command(next_help_heading = "STREAM")]
 pub struct StreamArgs {
-    /// Camera GUID.
-    #[arg(long, value_name = "GUID")]
+    /// Camera GUID, or its exact name (case-insensitive, looked up in the Config API).
+    #[arg(long, value_name = "GUID|NAME")]
     pub camera: String,
 
-    /// A specific stream of the camera (GUID); the camera's default stream otherwise.
+    /// A specific stream of the camera (GUID, see `cameras`); the camera's default otherwise.
     #[arg(long, value_name = "GUID")]
     pub stream: Option<String>,
 
@@ -224,6 +232,17 @@ pub struct RecordArgs {
     /// Write each frame's time as a JSON line to FILE, or - for stdout.
     #[arg(long, value_name = "FILE", help_heading = "OUTPUT")]
     pub frame_times: Option<String>,
+}
+
+/// `cameras`.
+#[derive(Debug, Args)]
+pub struct CamerasArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    /// One JSON object per camera and line instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `login`.

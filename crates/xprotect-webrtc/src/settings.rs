@@ -4,7 +4,9 @@ use crate::cli::{ConnectionArgs, DtlsRoleArg, SignalingArg, StreamArgs};
 use anyhow::{Context, bail};
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
+use xprotect_client::config_api::ConfigApi;
 use xprotect_client::gateway::{Gateway, GatewayConfig};
+use xprotect_client::login::TokenSource;
 use xprotect_client::media::{DtlsRole, PeerConfig};
 use xprotect_client::session::{SessionOptions, SignalingKind};
 use xprotect_client::tls::TlsOptions;
@@ -60,12 +62,20 @@ fn password(from_stdin: bool, user: &str) -> anyhow::Result<Secret> {
     Ok(Secret::new(password))
 }
 
-/// Session options from the stream flags.
-pub fn session_options(args: &StreamArgs) -> anyhow::Result<SessionOptions> {
-    let device: DeviceId = args
-        .camera
-        .parse()
-        .with_context(|| format!("--camera: `{}` is not a camera GUID", args.camera))?;
+/// `--camera` as a device id: a GUID as is, a name through the Config API.
+pub async fn resolve_camera(
+    gateway: &Gateway,
+    tokens: &TokenSource,
+    camera: &str,
+) -> anyhow::Result<DeviceId> {
+    ConfigApi::new(gateway, tokens)
+        .resolve_camera(camera)
+        .await
+        .context("--camera")
+}
+
+/// Session options from the stream flags, for the resolved `device`.
+pub fn session_options(args: &StreamArgs, device: DeviceId) -> anyhow::Result<SessionOptions> {
     let mut params = SessionParams::live(device);
     params.stream = match &args.stream {
         Some(text) => Some(

@@ -27,10 +27,11 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         None => OutputFormat::Mp4,
     };
     let (gateway, credentials) = settings::connection(&args.connection)?;
-    let options = settings::session_options(&args.stream)?;
     let tokens = TokenSource::login(gateway.clone(), credentials)
         .await
         .context("login failed")?;
+    let device = settings::resolve_camera(&gateway, &tokens, &args.stream.camera).await?;
+    let options = settings::session_options(&args.stream, device)?;
     let plan = RecordPlan {
         duration: args.duration,
         until: args.to,
