@@ -15,4 +15,5 @@ pub mod media;
 pub mod record;
 pub mod recorder;
 pub mod session;
+pub mod signaling_io;
 pub mod tls;

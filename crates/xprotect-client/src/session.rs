@@ -8,13 +8,10 @@
 //!  SessionEvent::{Created, Connected, Video, Audio, Warning, Ended} ◄── mpsc
 //! ```
 
-use crate::gateway::{Gateway, WsIncoming, WsStream, ws_recv, ws_send};
+use crate::gateway::Gateway;
 use crate::login::{TokenSource, TokenState};
 use crate::media::{DtlsRole, Peer, PeerConfig, PeerError, PeerEvent, TrackKind};
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
-use std::future::Future;
-use std::pin::Pin;
+use crate::signaling_io::SignalingIo;
 use std::time::{Duration, Instant, SystemTime};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
@@ -22,10 +19,7 @@ use tokio::task::JoinHandle;
 use xprotect_proto::clock::{FrameClock, FrameTime, RtpUnits};
 use xprotect_proto::h264::{AccessUnit, DepacketizerConfig, H264Depacketizer};
 use xprotect_proto::rtp::RtpPacket;
-use xprotect_proto::signal::{
-    HttpRequest, HttpResponse, Output, RequestId, RestConfig, RestSignaling, SignalError,
-    SignalEvent, Signaling, WsConfig, WsSignaling,
-};
+use xprotect_proto::signal::{RestConfig, SignalError, SignalEvent, WsConfig};
 use xprotect_proto::wire::{IceCandidateInit, SessionId, SessionParams};
 
 /// Which signaling transport to use.
@@ -228,13 +222,17 @@ async fn run(
     mut commands: mpsc::Receiver<SessionCommand>,
 ) {
     loop {
-        let driver = Driver::new(
+        let result = match Driver::connect(
             gateway.clone(),
             token_watch.clone(),
             options.clone(),
             events.clone(),
-        );
-        let result = driver.run(&mut commands).await;
+        )
+        .await
+        {
+            Ok(driver) => driver.run(&mut commands).await,
+            Err(error) => Err((error, false)),
+        };
         match result {
             // Only before anything was delivered is a retry with the other DTLS role invisible.
             Err((error, false)) if options.dtls_fallback && error.is_passive_dtls_timeout() => {
@@ -257,8 +255,6 @@ async fn run(
         }
     }
 }
-
-type HttpFuture = Pin<Box<dyn Future<Output = (RequestId, Result<HttpResponse, String>)> + Send>>;
 
 /// Maps `Instant`s to the wall clock through one anchor taken at start (str0m's time tricks):
 /// frame times stay monotonic even if the system clock is stepped during a recording.
@@ -285,15 +281,12 @@ impl WallClockAnchor {
 }
 
 struct Driver {
-    gateway: Gateway,
     token_watch: watch::Receiver<TokenState>,
     options: SessionOptions,
     events: mpsc::Sender<SessionEvent>,
-    signaling: Signaling,
-    ws: Option<WsStream>,
+    io: SignalingIo,
     peer: Option<(Peer, mpsc::Receiver<PeerEvent>)>,
     early_candidates: Vec<IceCandidateInit>,
-    http: FuturesUnordered<HttpFuture>,
     depacketizer: H264Depacketizer,
     video_clock: Option<FrameClock>,
     audio_clock: Option<FrameClock>,
@@ -306,25 +299,27 @@ struct Driver {
 }
 
 impl Driver {
-    fn new(
+    /// A driver with its signaling transport open (the WebSocket, when that is the transport).
+    async fn connect(
         gateway: Gateway,
         token_watch: watch::Receiver<TokenState>,
         options: SessionOptions,
         events: mpsc::Sender<SessionEvent>,
-    ) -> Self {
-        let signaling = match options.signaling {
-            SignalingKind::Rest => Signaling::Rest(RestSignaling::new(options.rest.clone())),
-            SignalingKind::WebSocket => Signaling::Ws(WsSignaling::new(options.ws.clone())),
-        };
-        Self {
+    ) -> Result<Self, SessionError> {
+        let io = SignalingIo::connect(
             gateway,
+            options.signaling,
+            options.rest.clone(),
+            options.ws.clone(),
+        )
+        .await
+        .map_err(SessionError::Connect)?;
+        Ok(Self {
             token_watch,
             events,
-            signaling,
-            ws: None,
+            io,
             peer: None,
             early_candidates: Vec::new(),
-            http: FuturesUnordered::new(),
             depacketizer: H264Depacketizer::new(DepacketizerConfig::default()),
             video_clock: None,
             audio_clock: None,
@@ -335,7 +330,7 @@ impl Driver {
             last_media: None,
             delivered: false,
             options,
-        }
+        })
     }
 
     /// Runs until closed (`Ok`) or failed (`Err((error, delivered_anything))`).
@@ -347,9 +342,7 @@ impl Driver {
         if let Some((peer, _)) = self.peer.take() {
             peer.close().await;
         }
-        if let Some(mut ws) = self.ws.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
-        }
+        self.io.close().await;
         result.map_err(|e| (e, self.delivered))
     }
 
@@ -362,34 +355,15 @@ impl Driver {
             TokenState::Failed(e) => return Err(SessionError::Token(e.to_string())),
             TokenState::Pending => return Err(SessionError::Token("not logged in yet".into())),
         };
-        if self.options.signaling == SignalingKind::WebSocket {
-            self.ws = Some(
-                self.gateway
-                    .connect_ws()
-                    .await
-                    .map_err(SessionError::Connect)?,
-            );
-        }
-        self.signaling
+        self.io
+            .signaling()
             .start(Instant::now(), self.options.params.clone(), token);
 
         loop {
             let deadline = self.drain_signaling().await?;
             let media_deadline = self.media_deadline();
             tokio::select! {
-                Some((id, result)) = self.http.next(), if !self.http.is_empty() => {
-                    match result {
-                        Ok(response) => self.signaling.handle_http_response(Instant::now(), id, response),
-                        Err(error) => self.signaling.handle_http_failure(Instant::now(), id, error),
-                    }
-                }
-                incoming = next_ws(&mut self.ws) => match incoming {
-                    WsIncoming::Text(text) => self.signaling.handle_ws_text(Instant::now(), &text),
-                    WsIncoming::Closed(reason) => {
-                        self.ws = None;
-                        self.signaling.handle_ws_closed(Instant::now(), reason);
-                    }
-                },
+                () = self.io.next_input(deadline) => {}
                 event = next_peer_event(&mut self.peer) => match event {
                     Some(event) => self.on_peer_event(event).await?,
                     None => return Err(SessionError::Peer(PeerError::Closed)),
@@ -411,9 +385,6 @@ impl Driver {
                     }
                     Some(SessionCommand::RequestKeyframe) => self.request_keyframe(true).await,
                 },
-                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
-                    self.signaling.handle_timeout(Instant::now());
-                }
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(media_deadline.0)) => {
                     return Err(media_deadline.1);
                 }
@@ -421,32 +392,19 @@ impl Driver {
         }
     }
 
-    /// Perform everything signaling wants; returns its next deadline.
+    /// Perform everything signaling wants and act on its events; returns its next deadline.
     async fn drain_signaling(&mut self) -> Result<Instant, SessionError> {
+        let mut events = Vec::new();
         loop {
-            match self.signaling.poll_output() {
-                Output::Http(id, request) => self.spawn_http(id, request),
-                Output::Ws(text) => {
-                    let Some(ws) = self.ws.as_mut() else {
-                        tracing::debug!("signaling frame dropped: the WebSocket is closed");
-                        continue;
-                    };
-                    if let Err(error) = ws_send(ws, text).await {
-                        self.ws = None;
-                        self.signaling.handle_ws_closed(Instant::now(), error);
-                    }
-                }
-                Output::Event(event) => self.on_signal_event(event).await?,
-                Output::Timeout(at, _) => return Ok(at),
+            let deadline = self.io.drain(&mut events).await;
+            if events.is_empty() {
+                return Ok(deadline);
+            }
+            // Acting on an event (answering an offer) gives the machine more to send.
+            for event in std::mem::take(&mut events) {
+                self.on_signal_event(event).await?;
             }
         }
-    }
-
-    fn spawn_http(&mut self, id: RequestId, request: HttpRequest) {
-        let gateway = self.gateway.clone();
-        self.http.push(Box::pin(
-            async move { (id, gateway.execute(&request).await) },
-        ));
     }
 
     async fn on_signal_event(&mut self, event: SignalEvent) -> Result<(), SessionError> {
@@ -464,7 +422,7 @@ impl Driver {
                     }
                 }
                 self.peer = Some((peer, peer_events));
-                self.signaling.send_answer(Instant::now(), &answer);
+                self.io.signaling().send_answer(Instant::now(), &answer);
             }
             SignalEvent::RemoteCandidate(candidate) => {
                 let added = match &self.peer {
@@ -499,10 +457,13 @@ impl Driver {
     async fn on_peer_event(&mut self, event: PeerEvent) -> Result<(), SessionError> {
         match event {
             PeerEvent::LocalCandidate(candidate) => self
-                .signaling
+                .io
+                .signaling()
                 .add_local_candidate(Instant::now(), &candidate),
             PeerEvent::ConnectionState(crate::media::ConnectionState::Connected) => {
-                self.signaling.set_media_connected(Instant::now(), true);
+                self.io
+                    .signaling()
+                    .set_media_connected(Instant::now(), true);
                 self.emit(SessionEvent::Connected).await;
             }
             PeerEvent::CommandsChannelOpen => self.emit(SessionEvent::CommandsReady).await,
@@ -607,7 +568,7 @@ impl Driver {
             TokenState::Valid { token, .. } => {
                 // Over WebSocket the protocol has no token update; the session lives on until the
                 // gateway ends it (reconnect logic replaces it before that).
-                if let Err(error) = self.signaling.update_token(Instant::now(), token) {
+                if let Err(error) = self.io.signaling().update_token(Instant::now(), token) {
                     tracing::debug!(%error, "token not handed to the session");
                 }
                 Ok(())
@@ -646,13 +607,6 @@ fn start_reference(
     match params.playback {
         Some(playback) => playback.start,
         None => anchor.wall(first.arrival) - Duration::from_millis(u64::from(first.rtp_timestamp)),
-    }
-}
-
-async fn next_ws(ws: &mut Option<WsStream>) -> WsIncoming {
-    match ws {
-        Some(stream) => ws_recv(stream).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -9,12 +9,8 @@
 //! The token is taken once at start; a benchmark session ends long before it expires.
 
 use super::session::ProbeEvent;
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 use str0m::change::SdpOffer;
 use str0m::media::KeyframeRequestKind;
@@ -24,14 +20,12 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use xprotect_client::gateway::{Gateway, WsIncoming, WsStream, ws_recv, ws_send};
-use xprotect_client::session::{SessionOptions, SignalingKind};
+use xprotect_client::gateway::Gateway;
+use xprotect_client::session::SessionOptions;
+use xprotect_client::signaling_io::SignalingIo;
 use xprotect_proto::h264::{AccessUnit, DepacketizerConfig, H264Depacketizer};
 use xprotect_proto::rtp::RtpPacket;
-use xprotect_proto::signal::{
-    HttpRequest, HttpResponse, Output as SignalOutput, RequestId, RestSignaling, SignalEvent,
-    Signaling, WsSignaling,
-};
+use xprotect_proto::signal::SignalEvent;
 use xprotect_proto::wire::{IceCandidateInit, Secret};
 
 /// Events queued towards the consumer: as in our client's session.
@@ -65,8 +59,14 @@ impl Str0mSession {
     ) -> Self {
         let (events_tx, events) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
         let (close, close_rx) = oneshot::channel();
-        let driver = Driver::new(gateway, options, bind, events_tx);
-        let task = tokio::spawn(driver.run(token, close_rx));
+        let task = tokio::spawn(async move {
+            match Driver::connect(gateway, options, bind, events_tx.clone()).await {
+                Ok(driver) => driver.run(token, close_rx).await,
+                Err(error) => {
+                    let _ = events_tx.send(ProbeEvent::Ended(Err(error))).await;
+                }
+            }
+        });
         Self {
             events,
             close: Some(close),
@@ -87,8 +87,6 @@ impl Str0mSession {
     }
 }
 
-type HttpFuture = Pin<Box<dyn Future<Output = (RequestId, Result<HttpResponse, String>)> + Send>>;
-
 /// The str0m side of a session, once the offer is answered.
 struct Media {
     rtc: Rtc,
@@ -102,13 +100,10 @@ struct Media {
 }
 
 struct Driver {
-    gateway: Gateway,
     options: SessionOptions,
     bind: SocketAddr,
     events: mpsc::Sender<ProbeEvent>,
-    signaling: Signaling,
-    ws: Option<WsStream>,
-    http: FuturesUnordered<HttpFuture>,
+    io: SignalingIo,
     media: Option<Media>,
     /// Gateway candidates that arrived before the offer was answered.
     early_candidates: Vec<IceCandidateInit>,
@@ -123,23 +118,23 @@ struct Driver {
 }
 
 impl Driver {
-    fn new(
+    async fn connect(
         gateway: Gateway,
         options: SessionOptions,
         bind: SocketAddr,
         events: mpsc::Sender<ProbeEvent>,
-    ) -> Self {
-        let signaling = match options.signaling {
-            SignalingKind::Rest => Signaling::Rest(RestSignaling::new(options.rest.clone())),
-            SignalingKind::WebSocket => Signaling::Ws(WsSignaling::new(options.ws.clone())),
-        };
-        Self {
+    ) -> Result<Self, String> {
+        let io = SignalingIo::connect(
             gateway,
+            options.signaling,
+            options.rest.clone(),
+            options.ws.clone(),
+        )
+        .await?;
+        Ok(Self {
             bind,
             events,
-            signaling,
-            ws: None,
-            http: FuturesUnordered::new(),
+            io,
             media: None,
             early_candidates: Vec::new(),
             depacketizer: H264Depacketizer::new(DepacketizerConfig::default()),
@@ -150,7 +145,7 @@ impl Driver {
             delivered: false,
             outbox: Vec::new(),
             options,
-        }
+        })
     }
 
     async fn run(mut self, token: Secret, mut close: oneshot::Receiver<()>) {
@@ -159,9 +154,7 @@ impl Driver {
             media.rtc.disconnect();
             let _ = drain_rtc(media, &mut self.depacketizer, &mut Drained::default());
         }
-        if let Some(mut ws) = self.ws.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
-        }
+        self.io.close().await;
         let _ = self.events.send(ProbeEvent::Ended(result)).await;
     }
 
@@ -170,10 +163,8 @@ impl Driver {
         token: Secret,
         close: &mut oneshot::Receiver<()>,
     ) -> Result<(), String> {
-        if self.options.signaling == SignalingKind::WebSocket {
-            self.ws = Some(self.gateway.connect_ws().await?);
-        }
-        self.signaling
+        self.io
+            .signaling()
             .start(Instant::now(), self.options.params.clone(), token);
         loop {
             let signal_deadline = self.drain_signaling().await?;
@@ -183,7 +174,9 @@ impl Driver {
                     drain_rtc(media, &mut self.depacketizer, &mut drained)?;
                     let next_timeout = media.next_timeout;
                     if drained.connected {
-                        self.signaling.set_media_connected(Instant::now(), true);
+                        self.io
+                            .signaling()
+                            .set_media_connected(Instant::now(), true);
                         self.outbox.push(ProbeEvent::Connected);
                     }
                     for access_unit in drained.access_units {
@@ -198,23 +191,10 @@ impl Driver {
             }
             let (media_deadline, media_error) = self.media_deadline();
             tokio::select! {
-                Some((id, result)) = self.http.next(), if !self.http.is_empty() => match result {
-                    Ok(response) => self.signaling.handle_http_response(Instant::now(), id, response),
-                    Err(error) => self.signaling.handle_http_failure(Instant::now(), id, error),
-                },
-                incoming = next_ws(&mut self.ws) => match incoming {
-                    WsIncoming::Text(text) => self.signaling.handle_ws_text(Instant::now(), &text),
-                    WsIncoming::Closed(reason) => {
-                        self.ws = None;
-                        self.signaling.handle_ws_closed(Instant::now(), reason);
-                    }
-                },
+                () = self.io.next_input(signal_deadline) => {}
                 received = receive(&mut self.media) => {
                     let (length, source) = received.map_err(|e| format!("UDP receive failed: {e}"))?;
                     self.on_datagram(length, source)?;
-                }
-                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(signal_deadline)) => {
-                    self.signaling.handle_timeout(Instant::now());
                 }
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(rtc_deadline)) => {
                     if let Some(media) = self.media.as_mut() {
@@ -228,27 +208,16 @@ impl Driver {
     }
 
     async fn drain_signaling(&mut self) -> Result<Instant, String> {
+        let mut events = Vec::new();
         loop {
-            match self.signaling.poll_output() {
-                SignalOutput::Http(id, request) => self.spawn_http(id, request),
-                SignalOutput::Ws(text) => {
-                    let Some(ws) = self.ws.as_mut() else { continue };
-                    if let Err(error) = ws_send(ws, text).await {
-                        self.ws = None;
-                        self.signaling.handle_ws_closed(Instant::now(), error);
-                    }
-                }
-                SignalOutput::Event(event) => self.on_signal_event(event).await?,
-                SignalOutput::Timeout(at, _) => return Ok(at),
+            let deadline = self.io.drain(&mut events).await;
+            if events.is_empty() {
+                return Ok(deadline);
+            }
+            for event in std::mem::take(&mut events) {
+                self.on_signal_event(event).await?;
             }
         }
-    }
-
-    fn spawn_http(&mut self, id: RequestId, request: HttpRequest) {
-        let gateway = self.gateway.clone();
-        self.http.push(Box::pin(
-            async move { (id, gateway.execute(&request).await) },
-        ));
     }
 
     async fn on_signal_event(&mut self, event: SignalEvent) -> Result<(), String> {
@@ -259,8 +228,10 @@ impl Driver {
             SignalEvent::Offer(sdp) => {
                 let (media, answer, local) = answer_offer(&sdp, self.bind).await?;
                 self.media = Some(media);
-                self.signaling.send_answer(Instant::now(), &answer);
-                self.signaling.add_local_candidate(Instant::now(), &local);
+                self.io.signaling().send_answer(Instant::now(), &answer);
+                self.io
+                    .signaling()
+                    .add_local_candidate(Instant::now(), &local);
                 for candidate in std::mem::take(&mut self.early_candidates) {
                     self.add_remote_candidate(&candidate);
                 }
@@ -496,13 +467,6 @@ fn to_proto_packet(packet: Str0mRtpPacket) -> RtpPacket {
 async fn receive(media: &mut Option<Media>) -> std::io::Result<(usize, SocketAddr)> {
     match media {
         Some(media) => media.socket.recv_from(&mut media.buffer).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn next_ws(ws: &mut Option<WsStream>) -> WsIncoming {
-    match ws {
-        Some(stream) => ws_recv(stream).await,
         None => std::future::pending().await,
     }
 }
