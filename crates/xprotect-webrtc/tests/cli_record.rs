@@ -136,24 +136,36 @@ async fn record_writes_playable_mp4_and_frame_times_over_both_transports() {
     emulator.shutdown().await;
 }
 
+/// Start `record` with frame times on stdout and wait until `frames` lines have come; returns
+/// the still-running recorder and the rest of its frame-time lines.
+async fn recording_with_frames(
+    gateway: &str,
+    output: &Path,
+    frames: usize,
+) -> (
+    Child,
+    tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) {
+    let mut child = record(gateway, output, &["--frame-times", "-"])
+        .spawn()
+        .unwrap();
+    send_password(&mut child, "admin").await;
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..frames {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("frames keep coming");
+        assert!(line.unwrap().is_some(), "the recorder stopped early");
+    }
+    (child, lines)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_recording_stays_playable() {
     let emulator = common::emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let mp4 = dir.path().join("killed.mp4");
-    let mut child = record(&emulator.gateway_url(), &mp4, &["--frame-times", "-"])
-        .spawn()
-        .unwrap();
-    send_password(&mut child, "admin").await;
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut seen = 0;
-    while seen < 80 {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("frames keep coming");
-        assert!(line.unwrap().is_some(), "the recorder stopped early");
-        seen += 1;
-    }
+    let (mut child, _lines) = recording_with_frames(&emulator.gateway_url(), &mp4, 80).await;
     child.start_kill().unwrap(); // SIGKILL: no chance to finish the file
     let _ = finish(child, Duration::from_secs(10)).await;
 
@@ -170,17 +182,7 @@ async fn ctrl_c_finishes_the_file_with_every_frame() {
     let emulator = common::emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let mp4 = dir.path().join("interrupted.mp4");
-    let mut child = record(&emulator.gateway_url(), &mp4, &["--frame-times", "-"])
-        .spawn()
-        .unwrap();
-    send_password(&mut child, "admin").await;
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for _ in 0..40 {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("frames keep coming");
-        assert!(line.unwrap().is_some(), "the recorder stopped early");
-    }
+    let (child, mut lines) = recording_with_frames(&emulator.gateway_url(), &mp4, 40).await;
     let pid = child.id().expect("still running").to_string();
     let status = std::process::Command::new("kill")
         .args(["-INT", &pid])
