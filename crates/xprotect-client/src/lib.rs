@@ -3,11 +3,13 @@
 //! - [`gateway`]: the gateway URL, TLS, and executing the protocol core's HTTP/WebSocket requests.
 //! - [`login`]: logging in at the IDP and keeping the token fresh in the background.
 //! - [`session`]: one streaming session (signaling + peer + depacketiser + frame clock) → frames.
+//! - [`commands`]: PTZ and aux commands on a session's `commands` data channel.
 //! - [`media`]: the WebRTC peer (webrtc-rs), answering the gateway's offer receive-only.
 //! - [`record`]: MP4 / raw H.264 / frame-time writers; [`recorder`]: a session into them.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod commands;
 pub mod config_api;
 pub mod gateway;
 pub mod login;

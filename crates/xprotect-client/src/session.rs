@@ -8,6 +8,7 @@
 //!  SessionEvent::{Created, Connected, Video, Audio, Warning, Ended} ◄── mpsc
 //! ```
 
+use crate::commands::{CommandSender, CommandsChannelState};
 use crate::gateway::Gateway;
 use crate::login::{TokenSource, TokenState};
 use crate::media::{DtlsRole, Peer, PeerConfig, PeerError, PeerEvent, TrackKind};
@@ -148,8 +149,10 @@ impl SessionError {
     }
 }
 
-enum SessionCommand {
+pub(crate) enum SessionCommand {
     SendCommand(String, tokio::sync::oneshot::Sender<Result<(), PeerError>>),
+    /// Answered by the peer driver once the `commands` channel's bytes are acknowledged.
+    FlushCommands(tokio::sync::oneshot::Sender<Result<(), PeerError>>),
     RequestKeyframe,
     Close,
 }
@@ -159,6 +162,7 @@ enum SessionCommand {
 pub struct Session {
     events: mpsc::Receiver<SessionEvent>,
     commands: mpsc::Sender<SessionCommand>,
+    commands_channel: watch::Receiver<CommandsChannelState>,
     task: JoinHandle<()>,
 }
 
@@ -180,12 +184,28 @@ impl Session {
         let (events_tx, events) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
         let (commands, commands_rx) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
         let token_watch = tokens.subscribe();
-        let task = tokio::spawn(run(gateway, token_watch, options, events_tx, commands_rx));
+        // The driver holds the sender; it is dropped (read as closed) when the session ends.
+        let (channel_state, commands_channel) = watch::channel(CommandsChannelState::Pending);
+        let task = tokio::spawn(run(
+            gateway,
+            token_watch,
+            options,
+            events_tx,
+            commands_rx,
+            channel_state,
+        ));
         Session {
             events,
             commands,
+            commands_channel,
             task,
         }
+    }
+
+    /// A cloneable handle for PTZ/aux commands on this session's `commands` data channel,
+    /// usable from another task while this one consumes events (see [`crate::commands`]).
+    pub fn command_sender(&self) -> CommandSender {
+        CommandSender::new(self.commands.clone(), self.commands_channel.clone())
     }
 
     /// The next event; `None` after `Ended`.
@@ -220,8 +240,10 @@ async fn run(
     mut options: SessionOptions,
     events: mpsc::Sender<SessionEvent>,
     mut commands: mpsc::Receiver<SessionCommand>,
+    channel_state: watch::Sender<CommandsChannelState>,
 ) {
     loop {
+        channel_state.send_replace(CommandsChannelState::Pending);
         let result = match Driver::connect(
             gateway.clone(),
             token_watch.clone(),
@@ -230,7 +252,7 @@ async fn run(
         )
         .await
         {
-            Ok(driver) => driver.run(&mut commands).await,
+            Ok(driver) => driver.run(&mut commands, &channel_state).await,
             Err(error) => Err((error, false)),
         };
         match result {
@@ -337,8 +359,10 @@ impl Driver {
     async fn run(
         mut self,
         commands: &mut mpsc::Receiver<SessionCommand>,
+        channel_state: &watch::Sender<CommandsChannelState>,
     ) -> Result<(), (SessionError, bool)> {
-        let result = self.run_inner(commands).await;
+        let result = self.run_inner(commands, channel_state).await;
+        channel_state.send_replace(CommandsChannelState::Closed);
         if let Some((peer, _)) = self.peer.take() {
             peer.close().await;
         }
@@ -349,6 +373,7 @@ impl Driver {
     async fn run_inner(
         &mut self,
         commands: &mut mpsc::Receiver<SessionCommand>,
+        channel_state: &watch::Sender<CommandsChannelState>,
     ) -> Result<(), SessionError> {
         let token = match &*self.token_watch.borrow_and_update() {
             TokenState::Valid { token, .. } => token.clone(),
@@ -365,7 +390,12 @@ impl Driver {
             tokio::select! {
                 () = self.io.next_input(deadline) => {}
                 event = next_peer_event(&mut self.peer) => match event {
-                    Some(event) => self.on_peer_event(event).await?,
+                    Some(event) => {
+                        if let Some(state) = CommandsChannelState::after(&event) {
+                            channel_state.send_replace(state);
+                        }
+                        self.on_peer_event(event).await?
+                    }
                     None => return Err(SessionError::Peer(PeerError::Closed)),
                 },
                 changed = self.token_watch.changed() => {
@@ -383,6 +413,12 @@ impl Driver {
                         };
                         let _ = reply.send(result);
                     }
+                    Some(SessionCommand::FlushCommands(reply)) => match &self.peer {
+                        Some((peer, _)) => peer.flush_commands(reply).await,
+                        None => {
+                            let _ = reply.send(Err(PeerError::DataChannelNotOpen));
+                        }
+                    },
                     Some(SessionCommand::RequestKeyframe) => self.request_keyframe(true).await,
                 },
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(media_deadline.0)) => {

@@ -37,6 +37,8 @@ pub const DTLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) enum Command {
     AddRemoteCandidate(IceCandidateInit, oneshot::Sender<Result<(), PeerError>>),
     SendText(String, oneshot::Sender<Result<(), PeerError>>),
+    /// Answered once SCTP has released (acknowledged) every byte sent on the `commands` channel.
+    FlushCommands(oneshot::Sender<Result<(), PeerError>>),
     RequestKeyframe(oneshot::Sender<Result<(), PeerError>>),
     Close(oneshot::Sender<()>),
 }
@@ -73,6 +75,8 @@ pub(crate) struct Driver {
     commands_channel: Arc<dyn DataChannel>,
     commands_channel_events: BoxStream<'static, DataChannelEvent>,
     commands_channel_open: bool,
+    /// Callers waiting for the `commands` channel's sent bytes to be acknowledged.
+    pending_flushes: Vec<oneshot::Sender<Result<(), PeerError>>>,
     /// Set when ICE connects before DTLS; cleared when the connection connects.
     dtls_deadline: Option<tokio::time::Instant>,
     dtls_connected: bool,
@@ -105,6 +109,7 @@ impl Driver {
             commands_channel,
             commands_channel_events,
             commands_channel_open: false,
+            pending_flushes: Vec::new(),
             dtls_deadline: None,
             dtls_connected: false,
             failed: false,
@@ -153,6 +158,7 @@ impl Driver {
             Command::SendText(text, reply) => {
                 let _ = reply.send(self.send_text(&text).await);
             }
+            Command::FlushCommands(reply) => self.flush_commands(reply).await,
             Command::RequestKeyframe(reply) => {
                 let _ = reply.send(self.request_keyframe().await);
             }
@@ -220,6 +226,61 @@ impl Driver {
             .map_err(|error| PeerError::DataChannelSend {
                 reason: error.to_string(),
             })
+    }
+
+    /// Answers `reply` now if nothing sent on the `commands` channel is unacknowledged, or
+    /// else once the `OnBufferedAmountLow` event says it has been (the low-water mark stays 0,
+    /// so that event fires exactly when the last outstanding byte is acknowledged).
+    async fn flush_commands(&mut self, reply: oneshot::Sender<Result<(), PeerError>>) {
+        if !self.commands_channel_open {
+            let _ = reply.send(Err(if self.failed {
+                PeerError::Closed
+            } else {
+                PeerError::DataChannelNotOpen
+            }));
+            return;
+        }
+        match self.outstanding_command_bytes().await {
+            Ok(0) => {
+                let _ = reply.send(Ok(()));
+            }
+            Ok(_) => {
+                // Callers that gave up waiting leave closed senders behind; do not hoard them.
+                self.pending_flushes.retain(|waiting| !waiting.is_closed());
+                self.pending_flushes.push(reply);
+            }
+            Err(error) => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+
+    async fn outstanding_command_bytes(&mut self) -> Result<usize, PeerError> {
+        bounded(
+            "reading the commands channel's outstanding bytes",
+            self.commands_channel.outstanding_bytes(),
+        )
+        .await?
+        .map_err(|_| PeerError::Closed)
+    }
+
+    /// Re-checks the waiting flushes after SCTP released bytes, or fails them on close.
+    async fn settle_flushes(&mut self, closed: bool) {
+        if self.pending_flushes.is_empty() {
+            return;
+        }
+        let outcome = if closed {
+            Err(PeerError::Closed)
+        } else {
+            match self.outstanding_command_bytes().await {
+                Ok(0) => Ok(()),
+                Ok(_) => return,
+                Err(error) => Err(error),
+            }
+        };
+        for waiting in self.pending_flushes.drain(..) {
+            let _ = waiting.send(outcome.clone());
+        }
     }
 
     /// Sends a PLI for every video track (there is one in practice).
@@ -401,10 +462,12 @@ impl Driver {
                 self.commands_channel_open = false;
                 // The stream has ended; keep polling a stream that never yields again.
                 self.commands_channel_events = futures_util::stream::pending().boxed();
+                self.settle_flushes(true).await;
                 if was_open {
                     self.emit(PeerEvent::CommandsChannelClosed).await;
                 }
             }
+            Some(DataChannelEvent::OnBufferedAmountLow) => self.settle_flushes(false).await,
             Some(DataChannelEvent::OnMessage(message)) => {
                 // PROTOCOL.md §5.4: the gateway is not known to reply; log what it sends.
                 tracing::debug!(

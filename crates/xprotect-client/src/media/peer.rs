@@ -173,6 +173,18 @@ impl Peer {
             .await
     }
 
+    /// Hands `reply` to the driver, which answers it once every byte sent on the `commands`
+    /// channel has been acknowledged by the gateway's SCTP stack (at once if none is
+    /// outstanding), or with an error when the channel is not open or closes first.
+    ///
+    /// Unbounded on purpose, and not awaited here: the caller bounds its own wait, so the
+    /// session driver that forwards this never stalls for a network round trip.
+    pub(crate) async fn flush_commands(&self, reply: oneshot::Sender<Result<(), PeerError>>) {
+        // If the driver is gone the command, and `reply` in it, is dropped: the caller's
+        // receiver then reports the peer as closed.
+        let _ = self.commands.send(Command::FlushCommands(reply)).await;
+    }
+
     /// Sends a PLI on the video track, asking the gateway for a keyframe. (One is sent
     /// automatically when the video track starts.) Does nothing before video started.
     ///
