@@ -487,7 +487,10 @@ where
             return Ok(end);
         }
         loop {
-            match playback.next(self.cancel.as_mut(), &mut self.report).await? {
+            match playback
+                .next(self.cancel.as_mut(), &mut self.report)
+                .await?
+            {
                 Next::Frame(frame) if frame.time.wall_clock >= self.plan.to => {
                     self.report.first_after = Some(frame.time.wall_clock);
                     return Ok(ExportEnd::ReachedTo);
@@ -576,9 +579,7 @@ impl PlaybackStream {
     ) -> Result<Next, SessionError> {
         loop {
             // Before media is connected the session's own first-frame timeout applies.
-            let quiet_at = self
-                .connected
-                .then(|| self.last_activity + self.end_wait);
+            let quiet_at = self.connected.then(|| self.last_activity + self.end_wait);
             let event = tokio::select! {
                 event = self.session.next_event() => event,
                 () = cancel.as_mut() => return Ok(Next::Cancelled),

@@ -70,7 +70,9 @@ mod tests {
     const T0: OffsetDateTime = datetime!(2025-01-15 13:00:00 UTC);
 
     fn at(ms: &[u64]) -> Vec<OffsetDateTime> {
-        ms.iter().map(|&ms| T0 + Duration::from_millis(ms)).collect()
+        ms.iter()
+            .map(|&ms| T0 + Duration::from_millis(ms))
+            .collect()
     }
 
     #[test]
@@ -99,7 +101,10 @@ mod tests {
     #[test]
     fn every_frame_or_too_few_frames_is_complete() {
         let interval = Some(Duration::from_millis(40));
-        assert_eq!(check(interval, &at(&[0, 40, 80, 120])), SpeedCheck::Complete);
+        assert_eq!(
+            check(interval, &at(&[0, 40, 80, 120])),
+            SpeedCheck::Complete
+        );
         assert_eq!(check(interval, &at(&[0, 40, 10_040])), SpeedCheck::Complete);
         assert_eq!(check(interval, &at(&[0])), SpeedCheck::Complete);
         assert_eq!(check(None, &at(&[0, 560, 1120])), SpeedCheck::Complete);

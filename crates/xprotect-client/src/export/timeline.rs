@@ -177,7 +177,13 @@ mod tests {
         let mut timeline = MediaTimeline::new(false, None);
         let placed = frames(
             &mut timeline,
-            &[(0, true), (33, false), (67, false), (100, false), (300, true)],
+            &[
+                (0, true),
+                (33, false),
+                (67, false),
+                (100, false),
+                (300, true),
+            ],
         );
         assert!(placed[..4].iter().all(|p| p.gap.is_none()));
         assert_eq!(placed[4].gap.map(|g| g.length), Some(MS * 167));
