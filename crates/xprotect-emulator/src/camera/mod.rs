@@ -2,14 +2,16 @@
 //!
 //! ```text
 //! CameraSource::subscribe ──▶ encoder thread (only while subscribed)
-//!     FrameRenderer (I420 + time overlay) ─▶ CameraEncoder (openh264, SEI FrameStamp)
+//!     FrameRenderer (I420 + time overlay + timecode strip) ─▶ CameraEncoder (openh264, SEI FrameStamp)
 //!         ─▶ broadcast<Arc<EncodedFrame>> ─▶ every CameraSubscription
 //! ```
 
 mod encoder;
 mod font;
+pub mod ptz;
 mod render;
 mod source;
+pub mod timecode;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,8 +22,10 @@ use crate::playback::RecordingTimeline;
 
 pub(crate) use encoder::CameraEncoder;
 pub use encoder::{EncodeError, EncodedFrame, TARGET_BITRATE_BPS, split_annex_b};
+pub use ptz::{PtzControl, PtzOutcome, PtzRejection, PtzState};
 pub use render::{FrameRenderer, format_recording_time};
 pub use source::{CameraSource, CameraSubscription, EncoderStats, FRAME_BROADCAST_CAPACITY};
+pub use timecode::{decode_timecode_from_luma, decode_timecode_from_rgba};
 
 /// Description of one synthetic camera.
 #[derive(Debug, Clone, PartialEq, Eq)]
