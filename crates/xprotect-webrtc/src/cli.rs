@@ -75,6 +75,23 @@ pub enum Command {
         xprotect-webrtc record … --format h264 -o cam.h264 --frame-times frames.jsonl"
     )]
     Record(RecordArgs),
+    /// Export a recorded time range to MP4, as fast as the gateway sends every frame.
+    #[command(
+        long_about = "Export recorded video from --from to --to into a fragmented MP4.\n\n\
+        Plays the range back with skipGaps at the highest speed (up to 32) at which the gateway \
+        still sends every frame: a short probe at speed 1 measures the frame interval, and if \
+        the first frames of a faster session come further apart (the gateway drops frames above \
+        its send-rate cap), the export starts again slower and says so. Stops at the first frame \
+        at or after --to (not written), or when no frame comes for --end-wait (the recordings \
+        ended). The file's timestamps are recording times: gaps stay in the timeline (a player \
+        shows a frozen frame) unless --close-gaps; each fragment's prft keeps the true recording \
+        time either way, so `xprotect-webrtc frames FILE` prints recording times.",
+        after_long_help = "EXAMPLES:\n    \
+        xprotect-webrtc export --gateway https://vms/api --user u --password-stdin \\\n        \
+        --camera 'Front Door' --from 2025-01-15T12:04:50Z --to 2025-01-15T12:05:20Z -o clip.mp4\n    \
+        xprotect-webrtc export … --close-gaps -o clip.mp4"
+    )]
+    Export(ExportArgs),
     /// List the cameras: id, name, streams (with the live default), PTZ, microphone.
     #[command(
         long_about = "List the gateway's cameras from its Config API (rest/v1/cameras): id, \
@@ -202,6 +219,54 @@ pub struct StreamArgs {
     /// Jump over gaps between recordings instead of waiting them out.
     #[arg(long, requires = "from", help_heading = "PLAYBACK")]
     pub skip_gaps: bool,
+}
+
+/// `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    /// Camera GUID, or its exact name (case-insensitive, looked up in the Config API).
+    #[arg(long, value_name = "GUID|NAME", help_heading = "STREAM")]
+    pub camera: String,
+
+    /// A specific stream of the camera (GUID, see `cameras`); the camera's default otherwise.
+    #[arg(long, value_name = "GUID", help_heading = "STREAM")]
+    pub stream: Option<String>,
+
+    /// Signaling transport.
+    #[arg(long, value_enum, default_value_t = SignalingArg::Ws, help_heading = "STREAM")]
+    pub signaling: SignalingArg,
+
+    /// Local address for our ICE host candidates (e.g. 127.0.0.1 for a loopback gateway).
+    #[arg(long, value_name = "IP", help_heading = "STREAM")]
+    pub bind: Option<std::net::IpAddr>,
+
+    /// Start of the range (ISO 8601 with an offset, e.g. 2025-01-15T12:04:50Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_time, help_heading = "RANGE")]
+    pub from: time::OffsetDateTime,
+
+    /// End of the range: the first frame recorded at or after it is not exported.
+    #[arg(long, value_name = "TIME", value_parser = parse_time, help_heading = "RANGE")]
+    pub to: time::OffsetDateTime,
+
+    /// The fastest playback speed to ask for (lowered if the gateway drops frames at it).
+    #[arg(long, value_name = "X", value_parser = parse_speed, default_value = "32", help_heading = "RANGE")]
+    pub speed: f64,
+
+    /// Take the gaps between recordings out of the file's timeline (frames stay at their
+    /// true recording times in the prft boxes).
+    #[arg(long, help_heading = "OUTPUT")]
+    pub close_gaps: bool,
+
+    /// No frame for this long means the recordings ended before --to.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s", help_heading = "RANGE")]
+    pub end_wait: Duration,
+
+    /// Output MP4 file, or - for stdout.
+    #[arg(long, short = 'o', value_name = "PATH", help_heading = "OUTPUT")]
+    pub output: String,
 }
 
 /// `record`.

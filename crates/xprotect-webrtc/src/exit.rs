@@ -1,5 +1,6 @@
 //! One exit code per failure class, derived from the error's type in one place.
 
+use xprotect_client::export::ExportError;
 use xprotect_client::record::RecordError;
 use xprotect_client::recorder::RecordFailure;
 use xprotect_client::session::SessionError;
@@ -31,6 +32,13 @@ pub fn code_for(error: &anyhow::Error) -> u8 {
         }
         if cause.is::<RecordError>() {
             return OUTPUT;
+        }
+        if let Some(failure) = cause.downcast_ref::<ExportError>() {
+            match failure {
+                ExportError::Session(session) => return session_code(session),
+                ExportError::Output(_) => return OUTPUT,
+                _ => {}
+            }
         }
     }
     1

@@ -4,6 +4,7 @@ mod bench;
 mod cameras;
 mod demo;
 mod emulator;
+mod export;
 mod frames;
 mod login;
 mod record;
@@ -17,6 +18,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Emulator(args) => emulator::run(args).await,
         Command::Login(args) => login::run(args).await,
         Command::Record(args) => record::run(args).await,
+        Command::Export(args) => export::run(args).await,
         Command::Cameras(args) => cameras::run(args).await,
         Command::Frames(args) => frames::run(args),
         Command::Bench(args) => bench::run(args).await,

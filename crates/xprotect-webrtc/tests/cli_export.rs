@@ -1,0 +1,313 @@
+//! The real binary's `export` against the real emulator and its default recording timeline
+//! (2025-01-15 12:00–12:05, 12:05:10–12:10, 12:25–12:30, 13:00–14:00 UTC, 25 fps).
+//!
+//! Truth comes from two places that the export cannot fake together: the `prft` frame times
+//! that `frames FILE` prints, and the recording time the emulator stamped into each frame's SEI
+//! (read from the H.264 in the file). They must agree frame by frame, and equal the grid of
+//! recording times of the range.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use time::macros::datetime;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+use xprotect_proto::h264::annex_b;
+use xprotect_proto::h264::sei::FrameStamp;
+
+const BIN: &str = env!("CARGO_BIN_EXE_xprotect-webrtc");
+const FRAME_MS: i64 = 40;
+
+/// Runs `export` to `output` with `extra` flags; returns (success, stderr).
+async fn export(gateway: &str, output: &Path, extra: &[&str]) -> (bool, String) {
+    let mut child = Command::new(BIN)
+        .args(["export", "--gateway", gateway, "--user", "admin"])
+        .args([
+            "--password-stdin",
+            "--bind",
+            "127.0.0.1",
+            "--camera",
+            "Front Door",
+        ])
+        .arg("-o")
+        .arg(output)
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    stdin.write_all(b"admin\n").await.unwrap();
+    drop(stdin);
+    let output = tokio::time::timeout(Duration::from_secs(40), child.wait_with_output())
+        .await
+        .expect("the export ends in time")
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// One line of `frames FILE`.
+#[derive(Debug)]
+struct FileFrame {
+    unix_ms: i64,
+    media_ms: i64,
+    keyframe: bool,
+}
+
+async fn frames_of(path: &Path) -> Vec<FileFrame> {
+    let output = Command::new(BIN)
+        .arg("frames")
+        .arg(path)
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "frames failed");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let time = OffsetDateTime::parse(value["time"].as_str().unwrap(), &Rfc3339).unwrap();
+            FileFrame {
+                unix_ms: unix_ms(time),
+                media_ms: value["media_ms"].as_i64().unwrap(),
+                keyframe: value["keyframe"].as_bool().unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// The recording time stamped into each frame's SEI, in file order (ffmpeg copies the H.264
+/// out of the MP4 as Annex-B, untouched).
+fn sei_times_of(path: &Path) -> Vec<i64> {
+    let output = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args([
+            "-c:v",
+            "copy",
+            "-bsf:v",
+            "h264_mp4toannexb",
+            "-f",
+            "h264",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg must be installed (apt-get install ffmpeg)");
+    assert!(
+        output.status.success(),
+        "ffmpeg could not copy the H.264 out"
+    );
+    annex_b::split(&output.stdout)
+        .filter_map(FrameStamp::from_sei_nal)
+        .map(|stamp| stamp.recording_unix_ms)
+        .collect()
+}
+
+fn unix_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Every 40 ms grid time in `[from, to)` of each recording stretch.
+fn grid(stretches: &[(OffsetDateTime, OffsetDateTime)]) -> Vec<i64> {
+    stretches
+        .iter()
+        .flat_map(|&(from, to)| (unix_ms(from)..unix_ms(to)).step_by(FRAME_MS as usize))
+        .collect()
+}
+
+/// The file holds exactly `expected` frames, in both the prft times and the SEI stamps.
+fn assert_frames_are(frames: &[FileFrame], sei: &[i64], expected: &[i64]) {
+    let times: Vec<i64> = frames.iter().map(|f| f.unix_ms).collect();
+    assert_eq!(times.len(), expected.len(), "frame count");
+    assert_eq!(times, expected, "prft frame times are the recording times");
+    assert_eq!(sei, expected, "SEI recording stamps match, frame by frame");
+    assert!(frames[0].keyframe, "the file starts with a keyframe");
+}
+
+const GAP_START: OffsetDateTime = datetime!(2025-01-15 12:05:00 UTC);
+const GAP_END: OffsetDateTime = datetime!(2025-01-15 12:05:10 UTC);
+
+async fn export_across_the_gap(close_gaps: bool) {
+    let emulator = common::emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.mp4");
+    let mut flags = vec![
+        "--from",
+        "2025-01-15T12:04:50Z",
+        "--to",
+        "2025-01-15T12:05:20Z",
+    ];
+    if close_gaps {
+        flags.push("--close-gaps");
+    }
+    let (ok, stderr) = export(&emulator.gateway_url(), &path, &flags).await;
+    emulator.shutdown().await;
+    assert!(ok, "export failed:\n{stderr}");
+
+    let frames = frames_of(&path).await;
+    let expected = grid(&[
+        (datetime!(2025-01-15 12:04:50 UTC), GAP_START),
+        (GAP_END, datetime!(2025-01-15 12:05:20 UTC)),
+    ]);
+    // 10 s before the gap and 10 s after it at 25 fps; the frame at --to is not exported.
+    assert_eq!(expected.len(), 500);
+    assert_frames_are(&frames, &sei_times_of(&path), &expected);
+    assert!(
+        frames
+            .iter()
+            .all(|f| f.unix_ms < unix_ms(GAP_START) || f.unix_ms >= unix_ms(GAP_END)),
+        "no frame inside the gap"
+    );
+
+    let first = unix_ms(datetime!(2025-01-15 12:04:50 UTC));
+    let gap_ms = unix_ms(GAP_END) - unix_ms(GAP_START);
+    for frame in &frames {
+        let preserved = frame.unix_ms - first;
+        let expected_media = if close_gaps && frame.unix_ms >= unix_ms(GAP_END) {
+            preserved - gap_ms
+        } else {
+            preserved
+        };
+        assert_eq!(frame.media_ms, expected_media, "media time of {frame:?}");
+    }
+    let (codec, decoded, duration) = common::ffprobe(&path);
+    assert_eq!((codec.as_str(), decoded), ("h264", 500));
+    let expected_duration = if close_gaps { 20.0 } else { 30.0 };
+    assert!(
+        (duration - expected_duration).abs() < 0.1,
+        "duration {duration} s, expected {expected_duration} s"
+    );
+    let errors = common::ffmpeg_decode_errors(&path);
+    assert!(errors.is_empty(), "decode errors:\n{errors}");
+
+    assert!(stderr.contains("frames: 500 "), "{stderr}");
+    assert!(
+        stderr.contains("gaps: 1 (10.000 s in all")
+            && stderr.contains("from 2025-01-15T12:05:00.000Z for 10.000 s"),
+        "{stderr}"
+    );
+    // The emulator sends at most 60 frames/s: at speed 32 it keeps one frame in 14, so the
+    // export must have noticed and slowed down to 2.28 (57 frames/s).
+    assert!(
+        stderr.contains("speed: 2.28 — at speed 32 the gateway sent one frame per 560 ms"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("complete: reached the end of the range"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_across_a_gap_keeps_the_gap_in_the_timeline() {
+    export_across_the_gap(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_with_close_gaps_closes_it_but_keeps_true_times() {
+    export_across_the_gap(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_past_the_last_recording_ends_cleanly() {
+    let emulator = common::emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("end.mp4");
+    let flags = [
+        "--from",
+        "2025-01-15T13:59:57Z",
+        "--to",
+        "2025-01-15T14:00:30Z",
+        "--end-wait",
+        "2s",
+    ];
+    let (ok, stderr) = export(&emulator.gateway_url(), &path, &flags).await;
+    emulator.shutdown().await;
+    assert!(ok, "export failed:\n{stderr}");
+    assert!(
+        stderr.contains(
+            "complete: the recordings end at 2025-01-15T14:00:00.000Z (no recording after it up to 2025-01-15T14:00:30.000Z)"
+        ),
+        "{stderr}"
+    );
+    let expected = grid(&[(
+        datetime!(2025-01-15 13:59:57 UTC),
+        datetime!(2025-01-15 14:00:00 UTC),
+    )]);
+    assert_frames_are(&frames_of(&path).await, &sei_times_of(&path), &expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_from_inside_a_gap_starts_at_the_next_recording() {
+    let emulator = common::emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gap.mp4");
+    let flags = [
+        "--from",
+        "2025-01-15T12:05:05Z",
+        "--to",
+        "2025-01-15T12:05:12Z",
+    ];
+    let (ok, stderr) = export(&emulator.gateway_url(), &path, &flags).await;
+    emulator.shutdown().await;
+    assert!(ok, "export failed:\n{stderr}");
+    let frames = frames_of(&path).await;
+    let expected = grid(&[(GAP_END, datetime!(2025-01-15 12:05:12 UTC))]);
+    assert_frames_are(&frames, &sei_times_of(&path), &expected);
+    assert_eq!(frames[0].media_ms, 0, "the file starts at its first frame");
+    assert!(stderr.contains("gaps: none"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_ranges_fail_clearly_and_leave_no_file() {
+    let emulator = common::emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("none.mp4");
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &[
+                "--from",
+                "2025-01-15T12:01:00Z",
+                "--to",
+                "2025-01-15T12:01:00Z",
+            ],
+            "the range is empty: 2025-01-15T12:01:00.000Z is not before 2025-01-15T12:01:00.000Z",
+        ),
+        (
+            &[
+                "--from",
+                "2025-01-15T12:10:00Z",
+                "--to",
+                "2025-01-15T12:20:00Z",
+            ],
+            "no recording from 2025-01-15T12:10:00.000Z to 2025-01-15T12:20:00.000Z: the next recording starts at 2025-01-15T12:25:00.000Z",
+        ),
+        (
+            &[
+                "--from",
+                "2025-01-15T15:00:00Z",
+                "--to",
+                "2025-01-15T16:00:00Z",
+                "--end-wait",
+                "1s",
+            ],
+            "no recording from 2025-01-15T15:00:00.000Z to 2025-01-15T16:00:00.000Z, nor after it",
+        ),
+    ];
+    for (flags, message) in cases {
+        let (ok, stderr) = export(&emulator.gateway_url(), &path, flags).await;
+        assert!(!ok, "{flags:?} succeeded:\n{stderr}");
+        assert!(stderr.contains(message), "{flags:?}:\n{stderr}");
+        assert!(!path.exists(), "{flags:?} left a file behind");
+    }
+    emulator.shutdown().await;
+}
