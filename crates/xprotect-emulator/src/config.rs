@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::camera::{CameraConfig, default_cameras};
 use crate::devices::CameraDetails;
+use crate::release::Release;
 
 /// The default basic user's name (documented demo credentials, `admin` / `admin`).
 pub const DEFAULT_USER: &str = "admin";
@@ -48,6 +49,9 @@ pub struct EmulatorConfig {
     /// Seed for session ids, invite ids and tokens, so a failing run can be replayed. `None` seeds
     /// from the operating system.
     pub rng_seed: Option<u64>,
+    /// The XProtect release whose gateway is reproduced: what it reads and serves (WebSocket,
+    /// playback, `deviceId`, audio). Defaults to the newest.
+    pub release: Release,
     /// How long [`RunningEmulator::shutdown`](crate::RunningEmulator::shutdown) waits for open
     /// connections before dropping them.
     pub shutdown_timeout: Duration,
@@ -66,6 +70,7 @@ impl Default for EmulatorConfig {
             camera_details: HashMap::new(),
             journal: None,
             rng_seed: None,
+            release: Release::default(),
             shutdown_timeout: Duration::from_secs(5),
         }
     }

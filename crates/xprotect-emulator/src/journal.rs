@@ -51,6 +51,17 @@ pub struct JournalEntry {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum JournalEvent {
+    /// The emulator started, reproducing the gateway of this XProtect release.
+    Started {
+        /// The release, e.g. `2025R2`.
+        release: String,
+        /// Whether it serves WebSocket signaling.
+        websocket: bool,
+        /// Whether it reads playback, `streamId` and `iceServers`.
+        playback: bool,
+        /// Whether it reads `deviceId` and offers audio.
+        audio: bool,
+    },
     /// The IDP issued a token.
     TokenIssued {
         /// The user.
@@ -186,6 +197,11 @@ pub enum JournalEvent {
         session: String,
         /// Why.
         reason: String,
+    },
+    /// A session's kept token was replaced (REST `PATCH Session/{id}` with `token`).
+    SessionTokenUpdated {
+        /// The session.
+        session: String,
     },
     /// A WebSocket message was refused (answered with an `error` notification).
     WsError {

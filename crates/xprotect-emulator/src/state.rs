@@ -26,6 +26,7 @@ use crate::devices::{DeviceCatalog, format_last_modified};
 use crate::error::EmuError;
 use crate::ids::IdSource;
 use crate::journal::{Journal, JournalEvent, JournalOpenError, Transport};
+use crate::release::Release;
 use crate::media::{self, MediaEngineConfig, MediaError, MediaEvent, MediaHandle, SessionRequest};
 use crate::sessions::{SessionRecord, SessionRegistry};
 use crate::tokens::{TokenOwner, TokenRejection, TokenStore};
@@ -46,6 +47,7 @@ struct Inner {
     devices: HashSet<Uuid>,
     catalog: DeviceCatalog,
     cors: bool,
+    release: Release,
 }
 
 /// The state could not be set up.
@@ -92,8 +94,15 @@ impl AppState {
                     format_last_modified(time::OffsetDateTime::now_utc()),
                 ),
                 cors: config.cors,
+                release: config.release,
             }),
         };
+        state.inner.journal.record(JournalEvent::Started {
+            release: config.release.to_string(),
+            websocket: config.release.websocket(),
+            playback: config.release.playback_and_streams(),
+            audio: config.release.audio(),
+        });
         tokio::spawn(forward_media_events(
             events,
             state.inner.journal.clone(),
@@ -132,6 +141,11 @@ impl AppState {
         self.inner.cors
     }
 
+    /// The XProtect release whose gateway is reproduced.
+    pub fn release(&self) -> Release {
+        self.inner.release
+    }
+
     /// A fresh random UUID from the (possibly seeded) id source.
     pub fn new_uuid(&self) -> Uuid {
         self.inner.ids.uuid()
@@ -152,10 +166,12 @@ impl AppState {
         &self,
         owner: &TokenOwner,
         token: Secret,
-        params: SessionParams,
+        mut params: SessionParams,
         transport: Transport,
         echo: SessionResponse,
     ) -> Result<SessionRecord, EmuError> {
+        // Before 2025 R2 the gateway has no audio: `includeAudio` is an unknown field to it.
+        params.include_audio &= self.release().audio();
         let stream_field = match transport {
             Transport::Rest => "streamId",
             Transport::Ws => "streamID",
@@ -311,6 +327,11 @@ impl AppState {
             .sessions
             .update(session, owner, |r| r.token = token.clone())
             .ok_or_else(|| not_found(session))
+            .inspect(|_| {
+                self.journal().record(JournalEvent::SessionTokenUpdated {
+                    session: session.to_string(),
+                })
+            })
     }
 
     /// A session of `owner`, or 404.

@@ -356,6 +356,12 @@ pub struct EmulatorArgs {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 
+    /// The XProtect release to behave as: 2023R1, 2023R3, 2024R1, 2024R2, 2025R1 or 2025R2.
+    /// Older gateways ignore newer fields (2023R1: live only, default stream), have no WebSocket
+    /// before 2025R1, and read deviceId and give audio only from 2025R2.
+    #[arg(long, value_name = "RELEASE", default_value = "2025R2")]
+    pub release: xprotect_emulator::Release,
+
     /// A synthetic camera as [GUID=]NAME[@WIDTHxHEIGHT[@FPS]] (repeatable), e.g.
     /// "Lobby@1280x720" or "0f7e2a9c-3b1d-4c5e-8f6a-7b8c9d0e1f2a=Gate@640x360@15".
     /// Default: two 640x360 cameras at 25 fps. Without a GUID one is derived from the name.

@@ -35,7 +35,7 @@ const CORS_MAX_AGE: Duration = Duration::from_secs(600);
 /// The emulator's HTTP and WebSocket service, ready for `axum::serve` (with connect info, so the
 /// peer address is known) or `tower::ServiceExt::oneshot`.
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
+    let mut routes = Router::new()
         .route("/idp/connect/token", post(idp::token))
         .route("/rest/v1/webrtc/session", post(rest::create_session))
         .route("/rest/v1/webrtc/session/{id}", patch(rest::patch_session))
@@ -43,7 +43,6 @@ pub fn router(state: AppState) -> Router {
             "/rest/v1/webrtc/icecandidates/{id}",
             post(rest::post_candidates).get(rest::get_candidates),
         )
-        .route("/ws/webrtc/v1", get(socket::upgrade))
         .route("/rest/v1/cameras", get(config_api::list_cameras))
         .route("/rest/v1/cameras/{id}", get(config_api::get_camera))
         .route(
@@ -52,7 +51,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/rest/v1/microphones", get(config_api::list_microphones))
         .route("/rest/v1/microphones/{id}", get(config_api::get_microphone))
-        .route("/rest/v1/{*rest}", any(config_api::unknown_resource))
+        .route("/rest/v1/{*rest}", any(config_api::unknown_resource));
+    // Before 2025 R1 the gateway has no WebSocket endpoint: the path is a plain 404.
+    if state.release().websocket() {
+        routes = routes.route("/ws/webrtc/v1", get(socket::upgrade));
+    }
+    let routes = routes
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), journal_rejections))

@@ -16,17 +16,21 @@ use crate::state::AppState;
 pub async fn create_session(
     State(state): State<AppState>,
     auth: Authenticated,
-    LenientJson(request): LenientJson<CreateSessionRequest>,
+    LenientJson(mut request): LenientJson<CreateSessionRequest>,
 ) -> Result<Json<SessionResponse>, EmuError> {
+    // An older gateway reads only the fields its release knows; the rest are ignored, not refused.
+    let release = state.release();
+    release.restrict_rest_request(&mut request)?;
     let params = request.validate()?;
-    // Echo the device under both names, as a 2025 R2 gateway's schema has both.
+    // Echo the device under both names, as a 2025 R2 gateway's schema has both; older schemas
+    // have neither deviceId nor includeAudio.
     let device = params.device.to_string();
     let echo = SessionResponse {
-        device_id: Some(device.clone()),
+        device_id: release.device_id_field().then(|| device.clone()),
         camera_id: Some(device),
         resolution: request.resolution.clone(),
         stream_id: params.stream.map(|s| s.to_string()),
-        include_audio: Some(params.include_audio),
+        include_audio: release.audio().then_some(params.include_audio),
         playback_time_node: request.playback_time_node.clone(),
         ice_servers: Some(request.ice_servers.clone().unwrap_or_default()),
         ..SessionResponse::default()

@@ -21,6 +21,7 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         cors: !args.no_cors,
         journal: args.journal,
         rng_seed: args.seed,
+        release: args.release,
         ..EmulatorConfig::default()
     };
     if !args.users.is_empty() {
@@ -48,7 +49,11 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
     let emulator = Emulator::start(config)
         .await
         .context("cannot start the emulator")?;
-    println!("gateway emulator running at {}", emulator.gateway_url());
+    println!(
+        "gateway emulator running at {} (XProtect {})",
+        emulator.gateway_url(),
+        args.release
+    );
     println!("  users: {}", users.join(", "));
     if users.iter().any(|u| u == DEFAULT_USER) {
         println!("  (demo credentials: {DEFAULT_USER} / {DEFAULT_PASSWORD})");
