@@ -72,7 +72,9 @@ pub enum Command {
         xprotect-webrtc record --gateway https://vms/api --user u --password-stdin \\\n        \
         --camera 6C2F3B1E-5A4D-4E8F-9B7A-1C2D3E4F5A6B --duration 10s -o cam.mp4\n    \
         xprotect-webrtc record … -o - | ffplay -\n    \
-        xprotect-webrtc record … --format h264 -o cam.h264 --frame-times frames.jsonl"
+        xprotect-webrtc record … --format h264 -o cam.h264 --frame-times frames.jsonl\n    \
+        printf '{\"ptz\":\"left\"}\\n{\"aux\":1,\"on\":true}\\n' | \\\n        \
+        XPROTECT_PASSWORD=… xprotect-webrtc record … -d 10s -o cam.mp4 --commands -"
     )]
     Record(RecordArgs),
     /// Export a recorded time range to MP4, as fast as the gateway sends every frame.
@@ -100,6 +102,35 @@ pub enum Command {
         camera and line."
     )]
     Cameras(CamerasArgs),
+    /// Move a PTZ camera one step (or N steps) over the session's data channel.
+    #[command(
+        long_about = "Move a PTZ camera: open a live session to the camera, wait for its \
+        `commands` data channel (label `commands`, protocol `videoos-commands`), send `ptzMove` \
+        with the direction --repeat times, wait until the gateway has acknowledged every \
+        message, and close. Each message sent is printed on stdout, one JSON line each.\n\n\
+        Each `ptzMove` is one step of a few degrees, not a continuous move: there is no stop \
+        command. The gateway never replies, so a camera without PTZ (or a user without the PTZ \
+        permission) fails silently; `cameras` shows which cameras report PTZ.",
+        after_long_help = "EXAMPLES:\n    \
+        xprotect-webrtc ptz --gateway https://vms/api --user u --password-stdin \\\n        \
+        --camera 'Front Door' --move left\n    \
+        xprotect-webrtc ptz … --move upLeft --repeat 3\n    \
+        xprotect-webrtc ptz … --move home --envelope jsonrpc"
+    )]
+    Ptz(PtzArgs),
+    /// Switch a camera's aux output on or off over the session's data channel.
+    #[command(
+        long_about = "Switch an aux output of a camera (a light, a wiper, a heater): open a \
+        live session, wait for its `commands` data channel, send `setAux` with the output \
+        number and on/off, wait until the gateway has acknowledged it, and close. The message \
+        sent is printed on stdout as a JSON line.\n\n\
+        The gateway does not report the aux state, so this sets it rather than toggling it.",
+        after_long_help = "EXAMPLES:\n    \
+        xprotect-webrtc aux --gateway https://vms/api --user u --password-stdin \\\n        \
+        --camera 'Front Door' --number 2 --on\n    \
+        xprotect-webrtc aux … --number 2 --off --envelope jsonrpc"
+    )]
+    Aux(AuxArgs),
     /// Print the frame times stored in an MP4 recorded by this tool, as JSON lines.
     Frames(FramesArgs),
     /// Measure time to first frame, CPU and memory per session.
@@ -297,6 +328,133 @@ pub struct RecordArgs {
     /// Write each frame's time as a JSON line to FILE, or - for stdout.
     #[arg(long, value_name = "FILE", help_heading = "OUTPUT")]
     pub frame_times: Option<String>,
+
+    /// Send PTZ/aux commands read as JSON lines from FILE, or - for stdin, while recording.
+    ///
+    /// One command per line, sent as soon as the data channel is open and the line is read:
+    /// {"ptz":"left"}, {"aux":2,"on":true}, either with "envelope":"jsonrpc", or a raw wire
+    /// message ({"method":"ptzMove",…}, sent as written). Blank lines and lines starting with #
+    /// are skipped; a bad line is reported on stderr with its number and skipped, it never stops
+    /// the recording. With --password-stdin the password is stdin's first line and the commands
+    /// follow it (line numbers count command lines only).
+    #[arg(long, value_name = "FILE|-", help_heading = "COMMANDS")]
+    pub commands: Option<String>,
+}
+
+/// A PTZ step direction, as the protocol spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PtzDirectionArg {
+    /// Tilt up.
+    Up,
+    /// Tilt down.
+    Down,
+    /// Pan left.
+    Left,
+    /// Pan right.
+    Right,
+    /// Up and left.
+    #[value(name = "upLeft", alias = "up-left")]
+    UpLeft,
+    /// Up and right.
+    #[value(name = "upRight", alias = "up-right")]
+    UpRight,
+    /// Down and left.
+    #[value(name = "downLeft", alias = "down-left")]
+    DownLeft,
+    /// Down and right.
+    #[value(name = "downRight", alias = "down-right")]
+    DownRight,
+    /// The home position.
+    Home,
+}
+
+/// The envelope of data-channel commands (PROTOCOL.md §5.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum EnvelopeArg {
+    /// "ApiVersion":"1.0","type":"request", what Milestone's sample code sends.
+    #[default]
+    ApiVersion,
+    /// "jsonrpc":"2.0","type":"request", what the 2025 R2 README shows.
+    Jsonrpc,
+}
+
+/// How commands go out on the data channel.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "COMMANDS")]
+pub struct DataChannelArgs {
+    /// Message envelope.
+    #[arg(long, value_enum, value_name = "ENVELOPE", default_value_t = EnvelopeArg::ApiVersion)]
+    pub envelope: EnvelopeArg,
+
+    /// How long to wait for the session's data channel to open, e.g. 20s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "20s")]
+    pub open_timeout: Duration,
+}
+
+/// `ptz`. Commands go to live video only: the playback flags are hidden and refused.
+#[derive(Debug, Args)]
+#[command(
+    mut_arg("from", |a| a.hide(true)),
+    mut_arg("speed", |a| a.hide(true)),
+    mut_arg("skip_gaps", |a| a.hide(true))
+)]
+pub struct PtzArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    #[command(flatten)]
+    pub stream: StreamArgs,
+
+    /// Direction of the step.
+    #[arg(
+        long = "move",
+        value_enum,
+        value_name = "DIRECTION",
+        conflicts_with = "from",
+        help_heading = "COMMANDS"
+    )]
+    pub direction: PtzDirectionArg,
+
+    /// Send the step this many times, back to back (1 to 100).
+    #[arg(long, value_name = "N", default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..=100), help_heading = "COMMANDS")]
+    pub repeat: u32,
+
+    #[command(flatten)]
+    pub channel: DataChannelArgs,
+}
+
+/// `aux`. Live only, as `ptz`.
+#[derive(Debug, Args)]
+#[command(
+    mut_arg("from", |a| a.hide(true)),
+    mut_arg("speed", |a| a.hide(true)),
+    mut_arg("skip_gaps", |a| a.hide(true))
+)]
+#[command(group(clap::ArgGroup::new("state").required(true).args(["on", "off"])))]
+pub struct AuxArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    #[command(flatten)]
+    pub stream: StreamArgs,
+
+    /// The aux output, 1 to 64 (Milestone's sample offers 1 to 4).
+    #[arg(long, value_name = "N", conflicts_with = "from",
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(xprotect_client::commands::MAX_AUX_NUMBER)),
+        help_heading = "COMMANDS")]
+    pub number: u32,
+
+    /// Switch it on.
+    #[arg(long, help_heading = "COMMANDS")]
+    pub on: bool,
+
+    /// Switch it off.
+    #[arg(long, help_heading = "COMMANDS")]
+    pub off: bool,
+
+    #[command(flatten)]
+    pub channel: DataChannelArgs,
 }
 
 /// `cameras`.
@@ -687,6 +845,77 @@ mod tests {
         ] {
             assert!(parse_camera(bad).is_err(), "{bad}");
         }
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let connection = [
+            "xprotect-webrtc",
+            args[0],
+            "--gateway",
+            "http://127.0.0.1:8080/api",
+            "--user",
+            "u",
+            "--camera",
+            "Front Door",
+        ];
+        Cli::try_parse_from(connection.iter().chain(&args[1..]))
+    }
+
+    #[test]
+    fn ptz_takes_protocol_and_kebab_directions_and_a_bounded_repeat() {
+        let Command::Ptz(args) = parse(&["ptz", "--move", "upLeft", "--repeat", "3"])
+            .unwrap()
+            .command
+        else {
+            panic!("not ptz")
+        };
+        assert_eq!(
+            (args.direction, args.repeat, args.channel.envelope),
+            (PtzDirectionArg::UpLeft, 3, EnvelopeArg::ApiVersion)
+        );
+        let Command::Ptz(args) = parse(&["ptz", "--move", "down-right", "--envelope", "jsonrpc"])
+            .unwrap()
+            .command
+        else {
+            panic!("not ptz")
+        };
+        assert_eq!(args.direction, PtzDirectionArg::DownRight);
+        assert_eq!(args.channel.envelope, EnvelopeArg::Jsonrpc);
+        for bad in [
+            &["ptz"][..],
+            &["ptz", "--move", "sideways"],
+            &["ptz", "--move", "left", "--repeat", "0"],
+            &["ptz", "--move", "left", "--from", "2025-01-15T12:00:00Z"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn aux_needs_exactly_one_of_on_and_off() {
+        let Command::Aux(args) = parse(&["aux", "--number", "2", "--on"]).unwrap().command else {
+            panic!("not aux")
+        };
+        assert_eq!((args.number, args.on, args.off), (2, true, false));
+        for bad in [
+            &["aux", "--number", "2"][..],
+            &["aux", "--number", "2", "--on", "--off"],
+            &["aux", "--number", "0", "--on"],
+            &["aux", "--on"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn record_takes_a_commands_source() {
+        let Command::Record(args) = parse(&["record", "-o", "x.mp4", "--commands", "-"])
+            .unwrap()
+            .command
+        else {
+            panic!("not record")
+        };
+        assert_eq!(args.commands.as_deref(), Some("-"));
     }
 
     #[test]

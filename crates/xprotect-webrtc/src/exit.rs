@@ -1,5 +1,6 @@
 //! One exit code per failure class, derived from the error's type in one place.
 
+use xprotect_client::commands::CommandSendError;
 use xprotect_client::export::ExportError;
 use xprotect_client::record::RecordError;
 use xprotect_client::recorder::RecordFailure;
@@ -32,6 +33,10 @@ pub fn code_for(error: &anyhow::Error) -> u8 {
         }
         if cause.is::<RecordError>() {
             return OUTPUT;
+        }
+        // The data channel is part of the WebRTC connection.
+        if cause.is::<CommandSendError>() {
+            return MEDIA;
         }
         if let Some(failure) = cause.downcast_ref::<ExportError>() {
             match failure {

@@ -1,12 +1,16 @@
 //! One module per subcommand.
 
+mod aux;
 mod bench;
 mod cameras;
+mod command_lines;
+mod data_channel;
 mod demo;
 mod emulator;
 mod export;
 mod frames;
 mod login;
+mod ptz;
 mod record;
 
 use crate::cli::Command;
@@ -20,6 +24,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Record(args) => record::run(args).await,
         Command::Export(args) => export::run(args).await,
         Command::Cameras(args) => cameras::run(args).await,
+        Command::Ptz(args) => ptz::run(args).await,
+        Command::Aux(args) => aux::run(args).await,
         Command::Frames(args) => frames::run(args),
         Command::Bench(args) => bench::run(args).await,
         Command::BenchWorker(args) => crate::bench::worker::run(args).await,

@@ -1,5 +1,6 @@
 //! `record`: one camera into a file or stdout.
 
+use super::command_lines::CommandSource;
 use crate::cli::{FormatArg, RecordArgs};
 use crate::settings;
 use anyhow::{Context, bail};
@@ -26,6 +27,11 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         }
         None => OutputFormat::Mp4,
     };
+    let commands = args
+        .commands
+        .as_deref()
+        .map(CommandSource::open)
+        .transpose()?;
     let (gateway, credentials) = settings::connection(&args.connection)?;
     let tokens = TokenSource::login(gateway.clone(), credentials)
         .await
@@ -40,7 +46,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
             .map(|t| t.open().map(FrameLog::new))
             .transpose()?,
     };
-    let stats = record_with(gateway, &tokens, options, plan, started).await?;
+    let stats = record_with_commands(gateway, &tokens, options, plan, started, commands).await?;
     print_summary(&stats, &args.output);
     Ok(())
 }
@@ -53,8 +59,24 @@ pub async fn record_with(
     plan: RecordPlan,
     started: Instant,
 ) -> anyhow::Result<RecordStats> {
+    record_with_commands(gateway, tokens, options, plan, started, None).await
+}
+
+/// [`record_with`], sending the PTZ/aux commands read from `commands` while recording.
+async fn record_with_commands(
+    gateway: Gateway,
+    tokens: &TokenSource,
+    options: SessionOptions,
+    plan: RecordPlan,
+    started: Instant,
+    commands: Option<CommandSource>,
+) -> anyhow::Result<RecordStats> {
     let session = Session::start(gateway, tokens, options);
+    let feed = commands.map(|source| source.spawn(session.command_sender()));
     let (stats, outcome) = recorder::record(session, plan, started, super::interrupted()).await;
+    if let Some(feed) = feed {
+        feed.abort();
+    }
     for warning in &stats.warnings {
         tracing::warn!("{warning}");
     }
