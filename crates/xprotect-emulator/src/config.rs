@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use crate::camera::{CameraConfig, default_cameras};
-use crate::devices::CameraDetails;
+use crate::devices::{CameraDetails, default_camera_details};
 use crate::release::Release;
 
 /// The default basic user's name (documented demo credentials, `admin` / `admin`).
@@ -42,7 +42,9 @@ pub struct EmulatorConfig {
     /// The cameras.
     pub cameras: Vec<CameraConfig>,
     /// What the Config API says about each camera (streams, PTZ, microphone); cameras not in
-    /// the map get [`CameraDetails::default`].
+    /// the map get [`CameraDetails::default`]. Defaults to
+    /// [`default_camera_details`](crate::devices::default_camera_details): Front Door has a
+    /// microphone.
     pub camera_details: HashMap<Uuid, CameraDetails>,
     /// Append the protocol journal (JSON Lines) to this file.
     pub journal: Option<PathBuf>,
@@ -67,7 +69,7 @@ impl Default for EmulatorConfig {
             refresh_token_lifetime: DEFAULT_REFRESH_TOKEN_LIFETIME,
             cors: true,
             cameras: default_cameras(),
-            camera_details: HashMap::new(),
+            camera_details: default_camera_details(),
             journal: None,
             rng_seed: None,
             release: Release::default(),

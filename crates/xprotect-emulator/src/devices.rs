@@ -23,6 +23,13 @@ pub const VIDEO_STREAM_1: Uuid = uuid!("28DC44C3-079E-4C94-8EC9-60363451EB40");
 /// See [`VIDEO_STREAM_1`].
 pub const VIDEO_STREAM_2: Uuid = uuid!("28DC44C3-079E-4C94-8EC9-60363451EB41");
 
+/// The microphone related to the default camera "Front Door" (see [`default_camera_details`]).
+pub const FRONT_DOOR_MICROPHONE: Uuid = uuid!("9A1E4C7B-2D3F-4B6A-8C5D-0E1F2A3B4C5D");
+/// Its name.
+pub const FRONT_DOOR_MICROPHONE_NAME: &str = "Front Door Microphone";
+/// The default camera "Front Door" (checked against `default_cameras` in the tests).
+const FRONT_DOOR_CAMERA: Uuid = uuid!("6C2F3B1E-5A4D-4E8F-9B7A-1C2D3E4F5A6B");
+
 /// XOR mask that derives a camera's hardware id from its own, so relations are stable.
 const HARDWARE_ID_MASK: u128 = 0x0000_0000_0000_0000_8000_0000_0000_0001;
 
@@ -43,7 +50,8 @@ pub struct StreamConfig {
     pub live_mode: String,
 }
 
-/// A microphone related to a camera (audio is future work: the catalog only lists it).
+/// A microphone related to a camera: listed by the Config API, and streamed as PCMU audio with
+/// the camera's video, or alone when a session asks for the microphone's id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MicrophoneConfig {
     /// The microphone's device id.
@@ -75,6 +83,22 @@ impl Default for CameraDetails {
             description: String::new(),
         }
     }
+}
+
+/// The details of the default cameras ([`crate::camera::default_cameras`]): "Front Door" has a
+/// related microphone ([`FRONT_DOOR_MICROPHONE`]), "Parking Lot" has none; both have the default
+/// streams and PTZ.
+pub fn default_camera_details() -> HashMap<Uuid, CameraDetails> {
+    HashMap::from([(
+        FRONT_DOOR_CAMERA,
+        CameraDetails {
+            microphone: Some(MicrophoneConfig {
+                id: FRONT_DOOR_MICROPHONE,
+                name: FRONT_DOOR_MICROPHONE_NAME.to_owned(),
+            }),
+            ..CameraDetails::default()
+        },
+    )])
 }
 
 /// "Video stream 1" (live and playback default, recorded) and "Video stream 2".
@@ -339,6 +363,21 @@ mod tests {
             catalog.camera(cameras[1].id).unwrap().relations.parent
         );
         assert!(catalog.contains_device(mic));
+    }
+
+    #[test]
+    fn by_default_front_door_has_a_microphone_and_parking_lot_none() {
+        let cameras = default_cameras();
+        let catalog = DeviceCatalog::new(&cameras, &default_camera_details(), "x".into());
+        let microphones = catalog.microphones();
+        assert_eq!(microphones.len(), 1);
+        assert_eq!(microphones[0].id.0, FRONT_DOOR_MICROPHONE);
+        assert_eq!(microphones[0].name, FRONT_DOOR_MICROPHONE_NAME);
+        assert_eq!(cameras[0].name, "Front Door");
+        assert_eq!(
+            microphones[0].relations.parent,
+            catalog.camera(cameras[0].id).unwrap().relations.parent
+        );
     }
 
     #[test]

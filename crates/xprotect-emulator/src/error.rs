@@ -127,6 +127,7 @@ impl From<MediaError> for EmuError {
             MediaError::BadCandidate(reason) => {
                 EmuError::field("candidate", format!("bad ICE candidate: {reason}"))
             }
+            error @ MediaError::AudioSpeed(_) => EmuError::field("speed", error.to_string()),
             other => EmuError::Media(other.to_string()),
         }
     }

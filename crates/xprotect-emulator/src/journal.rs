@@ -112,6 +112,10 @@ pub enum JournalEvent {
         playback: Option<Value>,
         /// includeAudio as asked.
         include_audio: bool,
+        /// Whether the offer has a video section (false for a microphone).
+        video: bool,
+        /// Whether the offer has a PCMU audio section.
+        audio: bool,
     },
     /// A playback session passed the end of the camera's last recording: nothing more is sent.
     PlaybackEnded {
@@ -162,6 +166,15 @@ pub enum JournalEvent {
         /// Its recording time, Unix ms.
         recording_unix_ms: i64,
         /// Its recording time, RFC 3339.
+        recording_time: String,
+    },
+    /// The first audio packet went out.
+    FirstAudioSent {
+        /// The session.
+        session: String,
+        /// Its RTP timestamp (8 kHz samples since the start reference).
+        rtp: u32,
+        /// Recording time of its first sample, RFC 3339.
         recording_time: String,
     },
     /// The client opened a data channel.

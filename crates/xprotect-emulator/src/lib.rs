@@ -11,6 +11,8 @@
 //!
 //! - [`camera`]: synthetic cameras (rendered pictures with the recording time, H.264 encoded
 //!   once per camera and shared by every session).
+//! - [`audio`]: the emulated microphones' sound (tone and clicks on the recording time), G.711
+//!   µ-law and the pacing of 20 ms PCMU packets.
 //! - [`media`]: the WebRTC media engine (str0m) that offers those cameras to clients.
 //! - [`playback`]: recorded video with gaps, played at a speed (GOPs encoded once, cached).
 //! - [`http`], [`ws`]: signaling per PROTOCOL.md §1–§3; [`state`]: what both transports share.
@@ -20,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod audio;
 pub mod camera;
 pub mod config;
 pub mod devices;

@@ -4,7 +4,7 @@
 //! Both transports call these, so they reject the same things with the same words; the transport
 //! layers only translate requests in and errors out.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -26,8 +26,8 @@ use crate::devices::{DeviceCatalog, format_last_modified};
 use crate::error::EmuError;
 use crate::ids::IdSource;
 use crate::journal::{Journal, JournalEvent, JournalOpenError, Transport};
-use crate::release::Release;
 use crate::media::{self, MediaEngineConfig, MediaError, MediaEvent, MediaHandle, SessionRequest};
+use crate::release::Release;
 use crate::sessions::{SessionRecord, SessionRegistry};
 use crate::tokens::{TokenOwner, TokenRejection, TokenStore};
 
@@ -68,9 +68,11 @@ impl AppState {
             Some(path) => Journal::with_file(path).await?,
             None => Journal::in_memory(),
         };
+        let microphones = microphones_of(config);
         let (media, events) = media::start(MediaEngineConfig {
             bind: config.media_bind,
             cameras: config.cameras.clone(),
+            microphones: microphones.clone(),
             ..MediaEngineConfig::default()
         })
         .await?;
@@ -87,7 +89,13 @@ impl AppState {
                 media,
                 journal,
                 ids,
-                devices: config.cameras.iter().map(|c| c.id).collect(),
+                // Cameras, and their microphones (each an audio-only device).
+                devices: config
+                    .cameras
+                    .iter()
+                    .map(|c| c.id)
+                    .chain(microphones.keys().copied())
+                    .collect(),
                 catalog: DeviceCatalog::new(
                     &config.cameras,
                     &config.camera_details,
@@ -238,6 +246,8 @@ impl AppState {
                 json!({"start": format_iso_millis(p.start), "speed": p.speed, "skipGaps": p.skip_gaps, "recordings": recordings})
             }),
             include_audio: record.params.include_audio,
+            video: offer.video,
+            audio: offer.audio,
         });
         self.journal().record(JournalEvent::ServerCandidates {
             session: id.to_string(),
@@ -360,6 +370,8 @@ impl AppState {
     ) -> Result<(), EmuError> {
         match stream {
             None => Ok(()),
+            // A microphone has no video streams: its session ignores a `streamId`.
+            Some(_) if self.inner.catalog.microphone(device.0).is_some() => Ok(()),
             Some(stream) => self
                 .inner
                 .catalog
@@ -367,6 +379,18 @@ impl AppState {
                 .map_err(|message| EmuError::field(field, message)),
         }
     }
+}
+
+/// Microphone id → camera id, for the cameras of `config` whose details name a microphone.
+fn microphones_of(config: &EmulatorConfig) -> HashMap<Uuid, Uuid> {
+    config
+        .cameras
+        .iter()
+        .filter_map(|camera| {
+            let microphone = config.camera_details.get(&camera.id)?.microphone.as_ref()?;
+            Some((microphone.id, camera.id))
+        })
+        .collect()
 }
 
 fn not_found(session: SessionId) -> EmuError {
@@ -397,6 +421,15 @@ async fn forward_media_events(
                 )
                 .map(crate::journal::format_rfc3339)
                 .unwrap_or_default(),
+            },
+            MediaEvent::FirstAudioSent {
+                session_id,
+                rtp,
+                recording_unix_ms,
+            } => JournalEvent::FirstAudioSent {
+                session: session_id.to_string(),
+                rtp,
+                recording_time: format_unix_ms(recording_unix_ms),
             },
             MediaEvent::DataChannelOpen {
                 session_id,

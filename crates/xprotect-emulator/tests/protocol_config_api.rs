@@ -134,9 +134,17 @@ async fn cameras_list_get_and_streams_have_the_documented_shapes() {
 async fn microphones_are_listed_when_cameras_have_them() {
     let (app, _) = app().await;
     let token = token(&app).await;
+    // By default only Front Door has a microphone.
+    let default = get(&app, "/api/rest/v1/microphones", Some(&token)).await;
+    assert_eq!(default.status, StatusCode::OK, "{}", default.text);
+    assert_eq!(default.json["array"][0]["name"], "Front Door Microphone");
+    assert_eq!(default.json["array"].as_array().map(Vec::len), Some(1));
+    let mut none = config();
+    none.camera_details.clear();
+    let (app, _) = app_with(none).await;
+    let token = protocol_support::token(&app).await;
     let empty = get(&app, "/api/rest/v1/microphones", Some(&token)).await;
-    assert_eq!(empty.status, StatusCode::OK, "{}", empty.text);
-    assert_eq!(empty.json["array"], Value::Array(vec![]));
+    assert_eq!(empty.json["array"], Value::Array(vec![]), "none configured");
 
     let cameras = default_cameras();
     let mic = Uuid::from_u128(0x1234);

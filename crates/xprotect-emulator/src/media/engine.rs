@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::candidate::IceCandidateInit;
 use super::session::Session;
+use super::tracks::{DeviceKind, TracksError, choose_tracks};
 use super::{MediaError, MediaEvent, SessionOffer, SessionRequest};
 use crate::camera::{CameraHub, EncodedFrame};
 use crate::playback::{GopCache, MAX_PLAYBACK_SEND_FPS, PacingConfig, PlaybackSchedule, unix_ms};
@@ -87,6 +88,8 @@ pub(crate) struct Engine {
     connect_timeout: Duration,
     disconnect_timeout: Duration,
     cameras: Arc<CameraHub>,
+    /// Microphone id → its camera.
+    microphones: HashMap<Uuid, Uuid>,
     gop_cache: Arc<GopCache>,
     events: mpsc::Sender<MediaEvent>,
     sessions: HashMap<Uuid, Session>,
@@ -100,8 +103,10 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
+    #[allow(clippy::too_many_arguments)] // each is a distinct piece of the engine's configuration
     pub(crate) fn new(
         socket: UdpSocket,
+        microphones: HashMap<Uuid, Uuid>,
         host_addrs: Vec<SocketAddr>,
         connect_timeout: Duration,
         disconnect_timeout: Duration,
@@ -120,6 +125,7 @@ impl Engine {
             connect_timeout,
             disconnect_timeout,
             cameras,
+            microphones,
             gop_cache,
             events,
             sessions: HashMap::new(),
@@ -225,14 +231,26 @@ impl Engine {
         if self.sessions.contains_key(&req.session_id) {
             return Err(MediaError::DuplicateSession(req.session_id));
         }
+        // A microphone streams on its camera's timeline; a camera may have a microphone.
+        let (camera_id, device) = match self.microphones.get(&req.camera_id) {
+            Some(camera_id) => (*camera_id, DeviceKind::Microphone),
+            None => (
+                req.camera_id,
+                DeviceKind::Camera {
+                    has_microphone: self.microphones.values().any(|c| *c == req.camera_id),
+                },
+            ),
+        };
         let camera = self
             .cameras
-            .get(&req.camera_id)
+            .get(&camera_id)
             .ok_or(MediaError::UnknownCamera(req.camera_id))?
             .clone();
-        if req.include_audio {
-            tracing::debug!(session = %req.session_id, "audio requested; cameras have none yet");
-        }
+        let tracks = choose_tracks(device, req.include_audio, req.playback.as_ref()).map_err(
+            |e| match e {
+                TracksError::AudioOnlyAtSpeed(speed) => MediaError::AudioSpeed(speed),
+            },
+        )?;
         if !req.ice_servers.is_empty() {
             tracing::debug!(session = %req.session_id, "ICE servers ignored: host candidates only");
         }
@@ -240,6 +258,7 @@ impl Engine {
         let (mut session, offer) = Session::create(
             req.session_id,
             camera,
+            tracks,
             req.playback,
             &self.host_addrs,
             self.connect_timeout,
@@ -323,7 +342,11 @@ impl Engine {
                 last_recording_unix_ms,
                 failure,
             } => {
-                if self.sessions.contains_key(&session_id) {
+                if let Some(session) = self.sessions.get_mut(&session_id) {
+                    if failure.is_some() {
+                        // The video stopped early; its audio must not run on alone.
+                        session.stop_audio();
+                    }
                     self.pending_events.push(MediaEvent::PlaybackEnded {
                         session_id,
                         last_recording_unix_ms,
@@ -409,7 +432,8 @@ impl Engine {
             })
             .filter_map(|id| {
                 let session = self.sessions.get_mut(&id)?;
-                if session.watching || session.player.is_some() {
+                // An audio-only session needs no pictures: its audio paces itself.
+                if session.watching || session.player.is_some() || !session.has_video() {
                     return None;
                 }
                 if let Some(playback) = session.playback.as_ref() {

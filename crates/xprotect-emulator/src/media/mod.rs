@@ -8,10 +8,12 @@
 //!      mpsc<MediaEvent> ◀──────────────────┘   └── camera frames (one forwarder per camera)
 //! ```
 //!
-//! The engine is the offerer: send-only H.264 in mid `0`, an SCTP data-channel section in mid `1`,
+//! The engine is the offerer: send-only H.264 in mid `0`, send-only PCMU/8000 audio next when the
+//! session has audio (both in one msid stream), then an SCTP data-channel section;
 //! `a=setup:actpass` (either DTLS role is accepted in the answer). Video RTP timestamps count
-//! milliseconds from the first frame sent to the session, in a track declared H264/90000
-//! (PROTOCOL.md §4.2). Every call on [`MediaHandle`] is a message to the engine, which keeps all
+//! milliseconds from the start reference, in a track declared H264/90000, and audio timestamps
+//! count 8 kHz samples from the same reference (PROTOCOL.md §4.2). A microphone's id gives an
+//! audio-only session (audio and data channel, no video). Every call on [`MediaHandle`] is a message to the engine, which keeps all
 //! `Rtc` state to itself; after any input it drains that `Rtc` to its next timeout.
 
 mod candidate;
@@ -19,7 +21,9 @@ mod engine;
 mod mids;
 mod player;
 mod session;
+mod tracks;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +66,9 @@ pub struct MediaEngineConfig {
     pub cameras: Vec<CameraConfig>,
     /// Bound of the shared cache of encoded playback GOPs, in bytes.
     pub gop_cache_bytes: usize,
+    /// Microphone id → the camera it is related to. A camera listed here gets an audio track
+    /// when the client asks for audio; the microphone's id gives an audio-only session.
+    pub microphones: HashMap<Uuid, Uuid>,
 }
 
 impl Default for MediaEngineConfig {
@@ -73,6 +80,7 @@ impl Default for MediaEngineConfig {
             disconnect_timeout: Duration::from_secs(30),
             cameras: default_cameras(),
             gop_cache_bytes: DEFAULT_GOP_CACHE_BYTES,
+            microphones: HashMap::new(),
         }
     }
 }
@@ -82,14 +90,30 @@ impl Default for MediaEngineConfig {
 pub struct SessionRequest {
     /// The signaling session id; every later call and event names the session by it.
     pub session_id: Uuid,
-    /// The camera to stream.
+    /// The device to stream: a camera, or a microphone of
+    /// [`MediaEngineConfig::microphones`] for an audio-only session.
     pub camera_id: Uuid,
     /// STUN/TURN servers from the request. Not used yet: the engine only offers host candidates.
     pub ice_servers: Vec<String>,
-    /// Whether the client wants audio. Accepted and ignored: the cameras have no audio yet.
+    /// Whether the client wants audio (`includeAudio`): honoured for cameras with a related
+    /// microphone, live or in playback at speed 1.
     pub include_audio: bool,
     /// Recorded video from this time on, at this speed; `None` for live.
     pub playback: Option<Playback>,
+}
+
+impl SessionRequest {
+    /// A live request for `device` with the defaults a browser sends: `includeAudio` true, no
+    /// ICE servers, the default stream.
+    pub fn live(session_id: Uuid, device: Uuid) -> Self {
+        Self {
+            session_id,
+            camera_id: device,
+            ice_servers: Vec::new(),
+            include_audio: true,
+            playback: None,
+        }
+    }
 }
 
 /// The engine's offer for a new session.
@@ -99,6 +123,10 @@ pub struct SessionOffer {
     pub offer_sdp: String,
     /// The engine's ICE candidates, ready for a browser's `addIceCandidate` (also in the SDP).
     pub local_candidates: Vec<IceCandidateInit>,
+    /// The offer has a video section.
+    pub video: bool,
+    /// The offer has a PCMU audio section.
+    pub audio: bool,
 }
 
 /// Something that happened to a session.
@@ -147,6 +175,15 @@ pub enum MediaEvent {
         /// The frame's recording time, Unix ms: the client's start reference.
         recording_unix_ms: i64,
     },
+    /// The first audio packet went out.
+    FirstAudioSent {
+        /// The session.
+        session_id: Uuid,
+        /// Its RTP timestamp: 8 kHz samples since the start reference (PROTOCOL.md §4.2).
+        rtp: u32,
+        /// Recording time of its first sample, Unix ms.
+        recording_unix_ms: i64,
+    },
     /// A playback session reached the end of the camera's recordings: nothing more is sent.
     PlaybackEnded {
         /// The session.
@@ -161,9 +198,13 @@ pub enum MediaEvent {
 /// Why a media call failed. The messages are meant for the client that caused them.
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
-    /// No camera has this id.
+    /// No camera or microphone has this id.
     #[error("unknown camera {0}")]
     UnknownCamera(Uuid),
+    /// A microphone was asked for in playback at a speed other than 1: audio plays back only at
+    /// speed 1, so the session would have no media.
+    #[error("audio plays back only at speed 1 (asked for {0})")]
+    AudioSpeed(f64),
     /// No session has this id (never created, or already closed).
     #[error("unknown session {0}")]
     UnknownSession(Uuid),
@@ -240,6 +281,7 @@ pub async fn start(
     let gop_cache = Arc::new(GopCache::new(config.gop_cache_bytes));
     let engine = engine::Engine::new(
         socket,
+        config.microphones.clone(),
         host_addrs,
         config.connect_timeout,
         config.disconnect_timeout,

@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::channel::{ChannelConfig, ChannelId};
@@ -18,17 +18,23 @@ use xprotect_proto::wire::Playback;
 
 use super::candidate::{IceCandidateInit, local_candidate, remote_candidates};
 use super::mids::MidMap;
+use super::tracks::Tracks;
 use super::{MediaError, MediaEvent, SessionOffer};
+use crate::audio::{AudioPacer, GapMode, pcmu_payload};
 use crate::camera::{CameraSource, EncodedFrame};
 
 /// Payload type of the one H.264 format offered (as in the PROTOCOL.md §4.1 skeleton).
 const H264_PT: u8 = 96;
 /// Its RTX payload type: str0m only retransmits on NACK through RTX.
 const H264_RTX_PT: u8 = 97;
+/// PCMU's static payload type (RFC 3551), as in `m=audio 9 UDP/TLS/RTP/SAVPF 0`.
+const PCMU_PT: u8 = 0;
 /// The stream id shared by all tracks, so a browser's `streams[0]` holds them all.
 const MSID_STREAM: &str = "xprotect";
 /// Track id of the video.
 const MSID_VIDEO_TRACK: &str = "video0";
+/// Track id of the audio.
+const MSID_AUDIO_TRACK: &str = "audio0";
 /// SCTP stream of the pre-negotiated channel that only exists to put an `m=application` section
 /// in the offer (str0m adds one only with a channel). It is never written to; it sits far above
 /// the ids browsers pick for the first channels they open (0, 1, 2, …).
@@ -36,6 +42,15 @@ const PLACEHOLDER_CHANNEL_STREAM: u16 = 1023;
 /// A client's PLI/FIR is honoured at most this often, so a lossy client cannot make the shared
 /// encoder send only keyframes.
 const MIN_KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A session's audio track.
+struct AudioTrack {
+    mid: Mid,
+    /// Paces the packets; made when the start reference is known (the first video frame, or
+    /// connect for an audio-only session).
+    pacer: Option<AudioPacer>,
+    sent_first: bool,
+}
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +76,9 @@ pub(crate) struct Session {
     phase: Phase,
     pending_offer: Option<SdpPendingOffer>,
     mids: MidMap,
-    video_mid: Mid,
+    /// The video section; `None` for an audio-only (microphone) session.
+    video_mid: Option<Mid>,
+    audio: Option<AudioTrack>,
     placeholder_channel: ChannelId,
     /// Client candidates that arrived before the answer.
     early_candidates: Vec<Candidate>,
@@ -81,10 +98,12 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// Creates the session's `Rtc` and its offer.
+    /// Creates the session's `Rtc` and its offer with `tracks`' sections. For an audio-only
+    /// session `camera` is the microphone's camera (whose recordings playback follows).
     pub(crate) fn create(
         id: Uuid,
         camera: Arc<CameraSource>,
+        tracks: Tracks,
         playback: Option<Playback>,
         host_addrs: &[SocketAddr],
         connect_timeout: Duration,
@@ -99,6 +118,7 @@ impl Session {
             true,
             camera.profile_level_id(),
         );
+        config.codec_config().enable_pcmu(tracks.audio, false);
         let mut rtc = config.build(now);
 
         let mut local = Vec::new();
@@ -111,13 +131,25 @@ impl Session {
         }
 
         let mut api = rtc.sdp_api();
-        let video_mid = api.add_media(
-            MediaKind::Video,
-            Direction::SendOnly,
-            Some(MSID_STREAM.to_owned()),
-            Some(MSID_VIDEO_TRACK.to_owned()),
-            None,
-        );
+        // Video first, then audio, in one msid stream: a browser's `streams[0]` holds both.
+        let video_mid = tracks.video.then(|| {
+            api.add_media(
+                MediaKind::Video,
+                Direction::SendOnly,
+                Some(MSID_STREAM.to_owned()),
+                Some(MSID_VIDEO_TRACK.to_owned()),
+                None,
+            )
+        });
+        let audio_mid = tracks.audio.then(|| {
+            api.add_media(
+                MediaKind::Audio,
+                Direction::SendOnly,
+                Some(MSID_STREAM.to_owned()),
+                Some(MSID_AUDIO_TRACK.to_owned()),
+                None,
+            )
+        });
         let placeholder_channel = api.add_channel_with_config(ChannelConfig {
             label: "xprotect-sctp".to_owned(),
             negotiated: Some(PLACEHOLDER_CHANNEL_STREAM),
@@ -127,9 +159,11 @@ impl Session {
             .apply()
             .ok_or_else(|| MediaError::Offer("str0m produced no offer".to_owned()))?;
         let (mids, offer_sdp) = MidMap::from_offer(&offer.to_sdp_string());
-        let (wire_mid, m_line_index) = mids
-            .wire(&video_mid)
-            .ok_or_else(|| MediaError::Offer("the offer lacks the video section".to_owned()))?;
+        // Candidates name the first media section, whichever it is.
+        let (wire_mid, m_line_index) = video_mid
+            .or(audio_mid)
+            .and_then(|mid| mids.wire(&mid))
+            .ok_or_else(|| MediaError::Offer("the offer lacks a media section".to_owned()))?;
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         let local_candidates = local
             .iter()
@@ -149,6 +183,11 @@ impl Session {
             pending_offer: Some(pending),
             mids,
             video_mid,
+            audio: audio_mid.map(|mid| AudioTrack {
+                mid,
+                pacer: None,
+                sent_first: false,
+            }),
             placeholder_channel,
             early_candidates: Vec::new(),
             connect_deadline: now + connect_timeout,
@@ -163,6 +202,8 @@ impl Session {
             SessionOffer {
                 offer_sdp,
                 local_candidates,
+                video: tracks.video,
+                audio: tracks.audio,
             },
         ))
     }
@@ -186,25 +227,46 @@ impl Session {
             self.closing = Some(format!("bad answer: {e}"));
             return Err(MediaError::BadAnswer(e.to_string()));
         }
-        let video_ok = self
-            .rtc
-            .media(self.video_mid)
-            .is_some_and(|m| !m.disabled())
-            && self
-                .rtc
-                .writer(self.video_mid)
-                .is_some_and(|w| w.payload_params().any(|p| p.spec().codec == Codec::H264));
-        if !video_ok {
+        if let Some(video_mid) = self.video_mid
+            && !self.accepted(video_mid, Codec::H264)
+        {
             self.closing = Some("answer rejected the video".to_owned());
             return Err(MediaError::BadAnswer(
                 "the answer rejects the H.264 video section".to_owned(),
             ));
+        }
+        if let Some(audio_mid) = self.audio.as_ref().map(|a| a.mid)
+            && !self.accepted(audio_mid, Codec::PCMU)
+        {
+            if self.video_mid.is_none() {
+                self.closing = Some("answer rejected the audio".to_owned());
+                return Err(MediaError::BadAnswer(
+                    "the answer rejects the PCMU audio section of an audio-only session".to_owned(),
+                ));
+            }
+            // A client may decline audio and keep the video.
+            tracing::debug!(session = %self.id, "the answer declines the audio");
+            self.audio = None;
         }
         self.phase = Phase::Connecting;
         for c in self.early_candidates.drain(..) {
             self.rtc.add_remote_candidate(c);
         }
         Ok(())
+    }
+
+    /// Whether the answer kept `mid` enabled with `codec` among its formats.
+    fn accepted(&mut self, mid: Mid, codec: Codec) -> bool {
+        self.rtc.media(mid).is_some_and(|m| !m.disabled())
+            && self
+                .rtc
+                .writer(mid)
+                .is_some_and(|w| w.payload_params().any(|p| p.spec().codec == codec))
+    }
+
+    /// Whether the session sends video (false for a microphone's audio-only session).
+    pub(crate) fn has_video(&self) -> bool {
+        self.video_mid.is_some()
     }
 
     pub(crate) fn add_remote_candidate(
@@ -260,7 +322,7 @@ impl Session {
         // Milliseconds since the start reference (live: the first frame; playback: the
         // requested time, so the value jumps across gaps), wrapping at 2^32 as RTP does.
         let rtp = frame.recording_unix_ms.wrapping_sub(origin) as u32;
-        let Some(writer) = self.rtc.writer(self.video_mid) else {
+        let Some(writer) = self.video_mid.and_then(|mid| self.rtc.writer(mid)) else {
             return;
         };
         // The track is declared H264/90000, but XProtect's RTP timestamps count ms (PROTOCOL.md
@@ -274,6 +336,7 @@ impl Session {
         ) {
             Ok(()) => {
                 self.sent_first_frame = true;
+                self.anchor_audio(origin, frame.recording_unix_ms);
                 if first {
                     events.push(MediaEvent::FirstFrameSent {
                         session_id: self.id,
@@ -287,6 +350,103 @@ impl Session {
             }
         }
         self.drain(socket, events);
+    }
+
+    /// Audio follows the video: the frame of recording time `recording_unix_ms` left now. The
+    /// first frame fixes the audio's start reference (`origin`, shared with the video).
+    fn anchor_audio(&mut self, origin: i64, recording_unix_ms: i64) {
+        let Some(audio) = self.audio.as_mut() else {
+            return;
+        };
+        let pacer = audio.pacer.get_or_insert_with(|| match &self.playback {
+            None => AudioPacer::live(origin),
+            Some(_) => AudioPacer::playback(
+                origin,
+                self.camera.config().recordings.recordings(),
+                GapMode::FollowAnchor,
+            ),
+        });
+        pacer.anchor(Instant::now(), recording_unix_ms);
+    }
+
+    /// Starts an audio-only session's clock at connect: live from the current time, playback
+    /// from the requested time (skipping gaps itself when asked to, as there is no video to
+    /// follow).
+    fn start_audio_only(&mut self, now: Instant) {
+        if self.video_mid.is_some() {
+            return;
+        }
+        let Some(audio) = self.audio.as_mut() else {
+            return;
+        };
+        let (origin, pacer) = match &self.playback {
+            None => {
+                let origin = unix_ms_now();
+                (origin, AudioPacer::live(origin))
+            }
+            Some(playback) => {
+                let origin = crate::playback::unix_ms(playback.start);
+                let gaps = if playback.skip_gaps {
+                    GapMode::Skip
+                } else {
+                    GapMode::FollowAnchor
+                };
+                let recordings = self.camera.config().recordings.recordings();
+                (origin, AudioPacer::playback(origin, recordings, gaps))
+            }
+        };
+        let pacer = audio.pacer.insert(pacer);
+        pacer.anchor(now, origin);
+        self.rtp_origin_ms = Some(origin);
+    }
+
+    /// Stops the audio (a playback whose video stopped early).
+    pub(crate) fn stop_audio(&mut self) {
+        if let Some(pacer) = self.audio.as_mut().and_then(|a| a.pacer.as_mut()) {
+            pacer.stop();
+        }
+    }
+
+    /// Sends every audio packet that is due at `now`.
+    fn send_due_audio(&mut self, now: Instant, socket: &UdpSocket, events: &mut Vec<MediaEvent>) {
+        if self.phase != Phase::Connected || self.closing.is_some() {
+            return;
+        }
+        let Self { audio, rtc, id, .. } = self;
+        let Some(AudioTrack {
+            mid,
+            pacer: Some(pacer),
+            sent_first,
+        }) = audio.as_mut()
+        else {
+            return;
+        };
+        let mut wrote = false;
+        while let Some(block) = pacer.poll(now) {
+            let rtp = pacer.rtp(&block);
+            let Some(writer) = rtc.writer(*mid) else {
+                break;
+            };
+            // PCMU's clock is 8 kHz in the SDP and on the wire alike.
+            let rtp_time = MediaTime::new(u64::from(rtp), Frequency::EIGHT_KHZ);
+            match writer.write(Pt::from(PCMU_PT), now, rtp_time, pcmu_payload(&block)) {
+                Ok(()) => {
+                    wrote = true;
+                    if !*sent_first {
+                        *sent_first = true;
+                        events.push(MediaEvent::FirstAudioSent {
+                            session_id: *id,
+                            rtp,
+                            recording_unix_ms: block.recording_unix_ms(),
+                        });
+                    }
+                }
+                Err(e) => tracing::debug!(session = %id, "audio packet not sent: {e}"),
+            }
+        }
+        if wrote {
+            self.drain(socket, events);
+        }
     }
 
     /// Marks that frames were lost upstream: restart at the next keyframe.
@@ -314,6 +474,7 @@ impl Session {
         if now >= self.rtc_timeout {
             self.handle_input(Input::Timeout(now), socket, events);
         }
+        self.send_due_audio(now, socket, events);
     }
 
     /// The next instant [`Self::handle_timeout`] has work to do.
@@ -324,6 +485,15 @@ impl Session {
         }
         if let Some(since) = self.disconnected_since {
             deadline = deadline.min(since + disconnect_timeout);
+        }
+        if self.phase == Phase::Connected
+            && let Some(due) = self
+                .audio
+                .as_ref()
+                .and_then(|a| a.pacer.as_ref())
+                .and_then(AudioPacer::next_due)
+        {
+            deadline = deadline.min(due);
         }
         deadline
     }
@@ -375,9 +545,10 @@ impl Session {
                 self.needs_keyframe = true;
                 // Fast start: the shared encoder makes its next picture an IDR. (A playback
                 // session's player starts with a keyframe of its own.)
-                if self.playback.is_none() {
+                if self.playback.is_none() && self.video_mid.is_some() {
                     self.camera.request_keyframe();
                 }
+                self.start_audio_only(Instant::now());
                 events.push(MediaEvent::Connected { session_id });
             }
             Event::IceConnectionStateChange(state) => match state {
@@ -434,6 +605,14 @@ fn video_extensions() -> ExtensionMap {
     exts.set(2, Extension::AbsoluteSendTime);
     exts.set(3, Extension::TransportSequenceNumber);
     exts
+}
+
+/// The current time as Unix ms: an audio-only live session's start reference.
+fn unix_ms_now() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(_) => 0,
+    }
 }
 
 fn send(socket: &UdpSocket, t: &Transmit) {

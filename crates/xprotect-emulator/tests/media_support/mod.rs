@@ -35,13 +35,30 @@ pub struct ReceivedFrame {
     pub at: Instant,
 }
 
+/// One audio packet as the answerer received it.
+#[derive(Debug, Clone)]
+pub struct ReceivedAudio {
+    /// The RTP timestamp (8 kHz samples).
+    pub rtp: u64,
+    /// The payload type.
+    pub pt: u8,
+    /// The payload (PCMU codes).
+    pub data: Vec<u8>,
+    /// When it arrived.
+    pub at: Instant,
+}
+
 pub struct Answerer {
     pub rtc: Rtc,
     pub socket: UdpSocket,
     pub addr: SocketAddr,
     pub frames: Vec<ReceivedFrame>,
-    /// RTP timestamps seen on the wire, in arrival order of packets.
+    /// Audio packets, in arrival order.
+    pub audio: Vec<ReceivedAudio>,
+    /// Video RTP timestamps seen on the wire, in arrival order of packets.
     pub wire_timestamps: Vec<u32>,
+    /// Audio (PCMU, payload type 0) RTP timestamps seen on the wire.
+    pub audio_wire_timestamps: Vec<u32>,
     pub channel: Option<ChannelId>,
     pub channel_open: bool,
     pub connected: bool,
@@ -56,8 +73,10 @@ impl Answerer {
             .await
             .expect("bind answerer socket");
         let addr = socket.local_addr().expect("answerer address");
+        // PCMU as a browser (and the webrtc-rs client) accepts it; str0m's defaults lack it.
         let mut rtc = Rtc::builder()
             .enable_raw_packets(true)
+            .enable_pcmu(true, false)
             .build(Instant::now());
         // str0m answers `passive` to `actpass`; to make it the DTLS client, show it an offer that
         // says `passive` (it then answers `active`). The engine still holds its `actpass` offer.
@@ -102,7 +121,9 @@ impl Answerer {
             socket,
             addr,
             frames: Vec::new(),
+            audio: Vec::new(),
             wire_timestamps: Vec::new(),
+            audio_wire_timestamps: Vec::new(),
             channel: None,
             channel_open: false,
             connected: false,
@@ -152,6 +173,14 @@ impl Answerer {
     fn handle_event(&mut self, e: Event) {
         match e {
             Event::Connected => self.connected = true,
+            Event::MediaData(d) if d.params.spec().codec.is_audio() => {
+                self.audio.push(ReceivedAudio {
+                    rtp: d.time.numer(),
+                    pt: *d.pt,
+                    data: d.data.to_vec(),
+                    at: Instant::now(),
+                })
+            }
             Event::MediaData(d) => self.frames.push(ReceivedFrame {
                 rtp: d.time.numer(),
                 data: d.data.to_vec(),
@@ -160,7 +189,11 @@ impl Answerer {
             Event::ChannelOpen(id, _) if Some(id) == self.channel => self.channel_open = true,
             Event::RawPacket(raw) => {
                 if let RawPacket::RtpRx(header, _) = *raw {
-                    self.wire_timestamps.push(header.timestamp);
+                    if *header.payload_type == 0 {
+                        self.audio_wire_timestamps.push(header.timestamp);
+                    } else {
+                        self.wire_timestamps.push(header.timestamp);
+                    }
                 }
             }
             _ => {}
@@ -233,6 +266,7 @@ pub fn session_of(e: &MediaEvent) -> Uuid {
         | MediaEvent::Disconnected { session_id }
         | MediaEvent::Closed { session_id, .. }
         | MediaEvent::FirstFrameSent { session_id, .. }
+        | MediaEvent::FirstAudioSent { session_id, .. }
         | MediaEvent::PlaybackEnded { session_id, .. } => *session_id,
     }
 }
