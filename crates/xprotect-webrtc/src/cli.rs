@@ -677,6 +677,23 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 25)]
     pub fps: u32,
 
+    /// Skip the playback time-to-first-frame figures.
+    #[arg(long)]
+    pub no_playback: bool,
+
+    /// Where playback sessions of the time-to-first-frame runs start (each run a few seconds
+    /// later, so that no run finds its first GOP cached); also the start of the export range.
+    #[arg(long, value_name = "TIME", value_parser = parse_time, default_value = "2025-01-15T13:00:00Z")]
+    pub playback_from: time::OffsetDateTime,
+
+    /// Skip the export-speed figures.
+    #[arg(long)]
+    pub no_export: bool,
+
+    /// How much recording the export-speed figures export, from --playback-from.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10m")]
+    pub export_length: Duration,
+
     /// Write every raw number as JSON to FILE as well.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

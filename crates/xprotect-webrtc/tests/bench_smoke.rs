@@ -1,5 +1,6 @@
 //! The real `bench` binary, briefly: it starts its own emulator child, measures both stacks and
-//! prints both tables; the JSON has a figure for every transport, stack and load step.
+//! prints every table; the JSON has a figure for every transport, stack and load step, live and
+//! playback time to first frame, and a short export next to the str0m peer.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -20,6 +21,8 @@ async fn short_bench_measures_both_stacks() {
             "1,2",
             "--duration",
             "2s",
+            "--export-length",
+            "6s",
             "--json",
         ])
         .arg(&json)
@@ -29,7 +32,7 @@ async fn short_bench_measures_both_stacks() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let output = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
+    let output = tokio::time::timeout(Duration::from_secs(150), child.wait_with_output())
         .await
         .expect("bench finishes in time")
         .unwrap();
@@ -72,6 +75,37 @@ async fn short_bench_measures_both_stacks() {
             .map(|k| first[k].as_f64().unwrap());
         assert!(order.windows(2).all(|w| w[0] <= w[1]), "{first}");
     }
+    let playback = report["playback_ttff"].as_array().unwrap();
+    assert_eq!(
+        playback.len(),
+        4,
+        "playback TTFF for both transports and stacks"
+    );
+    for figure in playback {
+        assert_eq!(figure["runs"].as_array().unwrap().len(), 2, "{figure}");
+    }
+    assert!(stdout.contains("Time to first frame, playback"), "{stdout}");
+
+    // 6 s of recording at 25 fps: ours writes every frame (at the speed where the emulator's
+    // 60 frames/s cap drops none), the peer at that speed receives every frame too, and the
+    // peer at speed 32 gets one frame in 14.
+    let export = &report["export"];
+    assert!(
+        export["failures"].as_array().unwrap().is_empty(),
+        "{export}"
+    );
+    let figures = export["figures"].as_array().unwrap();
+    assert_eq!(figures.len(), 3, "{export}");
+    assert_eq!(figures[0]["frames"], 150, "{}", figures[0]);
+    assert_eq!(figures[0]["speed"], 2.28, "{}", figures[0]);
+    assert_eq!(figures[1]["frames"], 150, "{}", figures[1]);
+    assert_eq!(figures[2]["speed"], 32.0, "{}", figures[2]);
+    assert_eq!(figures[2]["frames"], 150_u64.div_ceil(14), "{}", figures[2]);
+    assert!(
+        stdout.contains("| ours: `export` to MP4 (webrtc-rs) | 2.28 | 150 / 150 |"),
+        "{stdout}"
+    );
+
     let load = report["load"].as_array().unwrap();
     assert_eq!(load.len(), 4);
     for step in load {

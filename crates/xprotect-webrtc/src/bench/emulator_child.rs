@@ -62,7 +62,9 @@ impl EmulatorChild {
         let text = first
             .strip_prefix(READY_PREFIX)
             .with_context(|| format!("unexpected first line from the emulator: {first:?}"))?;
-        guard.url = Url::parse(text.trim())
+        // The URL is the first word; the banner may go on (e.g. "(XProtect 2025R2)").
+        let word = text.split_whitespace().next().unwrap_or_default();
+        guard.url = Url::parse(word)
             .with_context(|| format!("the emulator printed a bad URL: {text:?}"))?;
         Ok(guard)
     }

@@ -1,6 +1,7 @@
 //! The benchmark's results: a markdown report ready for BENCHMARKS.md and a JSON document with
 //! every raw number.
 
+use super::export::ExportFigure;
 use super::ttff::{Summary, TtffRun};
 use super::worker::LoadResult;
 use crate::cli::StackArg;
@@ -17,14 +18,31 @@ pub struct BenchReport {
     pub machine: Machine,
     /// The gateway: an emulator child process, or the `--gateway` URL.
     pub gateway: String,
-    /// Time-to-first-frame figures per transport and stack.
+    /// Time-to-first-frame figures per transport and stack (live).
     pub ttff: Vec<TtffFigure>,
+    /// The same for playback sessions (recorded video from a requested time).
+    pub playback_ttff: Vec<TtffFigure>,
+    /// Export speed, ours and the peer's.
+    pub export: Option<ExportBench>,
     /// Signaling transport of the load steps.
     pub load_signaling: String,
     /// The camera's frame rate assumed for expected frame counts.
     pub fps: u32,
     /// Load steps in the order they ran.
     pub load: Vec<LoadStep>,
+}
+
+/// Export speed of one range.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExportBench {
+    /// Start of the range, RFC 3339.
+    pub from: String,
+    /// End of the range, RFC 3339.
+    pub to: String,
+    /// Every client that exported it, in the order they ran.
+    pub figures: Vec<ExportFigure>,
+    /// Clients that failed, and why.
+    pub failures: Vec<String>,
 }
 
 /// The machine.
@@ -218,51 +236,14 @@ impl BenchReport {
             m.kernel.as_deref().unwrap_or("?"),
             self.gateway
         );
-        if !self.ttff.is_empty() {
-            let runs = self
-                .ttff
-                .iter()
-                .map(|f| f.runs.len() + f.failures.len())
-                .max()
-                .unwrap_or(0);
-            let _ = writeln!(
-                out,
-                "Time to first frame, ms from the start of login ({runs} runs per row):\n"
-            );
-            let _ = writeln!(
-                out,
-                "| signaling | stack | median | p90 | min | max | login ✓ | session created | media connected | first frame | failed runs |"
-            );
-            let _ = writeln!(
-                out,
-                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-            );
-            for figure in &self.ttff {
-                let (summary, phases) = match (&figure.first_frame, &figure.phase_medians) {
-                    (Some(s), Some(p)) => (
-                        format!(
-                            "{:.1} | {:.1} | {:.1} | {:.1}",
-                            s.median, s.p90, s.min, s.max
-                        ),
-                        format!(
-                            "{:.1} | {:.1} | {:.1} | {:.1}",
-                            p.login, p.created, p.connected, p.first_frame
-                        ),
-                    ),
-                    _ => ("– | – | – | –".to_owned(), "– | – | – | –".to_owned()),
-                };
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {summary} | {phases} | {} |",
-                    figure.signaling.to_uppercase(),
-                    stack_name(figure.stack),
-                    figure.failures.len()
-                );
-            }
-            let _ = writeln!(
-                out,
-                "\n(the four milestone columns are medians, each in ms since the start of login)\n"
-            );
+        ttff_table(&mut out, "Time to first frame, live", &self.ttff);
+        ttff_table(
+            &mut out,
+            "Time to first frame, playback (recorded video from a requested time, speed 1)",
+            &self.playback_ttff,
+        );
+        if let Some(export) = &self.export {
+            export_table(&mut out, export);
         }
         if !self.load.is_empty() {
             let window = self
@@ -322,4 +303,89 @@ impl BenchReport {
         }
         out
     }
+}
+
+/// A time-to-first-frame table, if there are figures.
+fn ttff_table(out: &mut String, title: &str, figures: &[TtffFigure]) {
+    if figures.is_empty() {
+        return;
+    }
+    let runs = figures
+        .iter()
+        .map(|f| f.runs.len() + f.failures.len())
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "{title}, ms from the start of login ({runs} runs per row):\n"
+    );
+    let _ = writeln!(
+        out,
+        "| signaling | stack | median | p90 | min | max | login ✓ | session created | media connected | first frame | failed runs |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for figure in figures {
+        let (summary, phases) = match (&figure.first_frame, &figure.phase_medians) {
+            (Some(s), Some(p)) => (
+                format!(
+                    "{:.1} | {:.1} | {:.1} | {:.1}",
+                    s.median, s.p90, s.min, s.max
+                ),
+                format!(
+                    "{:.1} | {:.1} | {:.1} | {:.1}",
+                    p.login, p.created, p.connected, p.first_frame
+                ),
+            ),
+            _ => ("– | – | – | –".to_owned(), "– | – | – | –".to_owned()),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {summary} | {phases} | {} |",
+            figure.signaling.to_uppercase(),
+            stack_name(figure.stack),
+            figure.failures.len()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n(the four milestone columns are medians, each in ms since the start of login)\n"
+    );
+}
+
+/// The export-speed table.
+fn export_table(out: &mut String, export: &ExportBench) {
+    let _ = writeln!(
+        out,
+        "Export of {} to {} (recording time), WS signaling, wall time from the start (after login) until the range is done:\n",
+        export.from, export.to
+    );
+    let _ = writeln!(
+        out,
+        "| client | speed | frames / in range | sessions | wall time | × real time | gateway send cap |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+    for figure in &export.figures {
+        let cap = figure
+            .send_cap_fps
+            .map(|fps| format!("≈ {fps:.0} frames/s"))
+            .unwrap_or_else(|| "–".into());
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} / {} | {} | {:.1} s | {:.2} | {cap} |",
+            figure.client,
+            figure.speed,
+            figure.frames,
+            figure.expected_frames,
+            figure.sessions,
+            figure.wall_s,
+            figure.realtime_ratio,
+        );
+    }
+    for failure in &export.failures {
+        let _ = writeln!(out, "\nfailed: {failure}");
+    }
+    let _ = writeln!(out);
 }

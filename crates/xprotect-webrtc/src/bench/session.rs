@@ -25,6 +25,9 @@ pub enum ProbeEvent {
         keyframe: bool,
         /// Its H.264 size.
         bytes: usize,
+        /// Its RTP timestamp: milliseconds since the start reference (PROTOCOL.md §4.2), the
+        /// requested time for playback.
+        rtp_timestamp: u32,
     },
     /// Something odd that does not end the session.
     Warning(String),
@@ -78,6 +81,7 @@ impl BenchSession {
                     SessionEvent::Video(frame) => ProbeEvent::Frame {
                         keyframe: frame.access_unit.keyframe,
                         bytes: frame.access_unit.byte_len(),
+                        rtp_timestamp: frame.access_unit.rtp_timestamp,
                     },
                     SessionEvent::Warning(text) => ProbeEvent::Warning(text),
                     SessionEvent::Ended(result) => {

@@ -309,6 +309,7 @@ impl Driver {
         self.outbox.push(ProbeEvent::Frame {
             keyframe: access_unit.keyframe,
             bytes: access_unit.byte_len(),
+            rtp_timestamp: access_unit.rtp_timestamp,
         });
     }
 

@@ -2,7 +2,8 @@
 //! that shares everything but the WebRTC stack. Tables on stdout, progress on stderr.
 
 use crate::bench::emulator_child::EmulatorChild;
-use crate::bench::report::{BenchReport, LoadStep, Machine, TtffFigure};
+use crate::bench::export;
+use crate::bench::report::{BenchReport, ExportBench, LoadStep, Machine, TtffFigure};
 use crate::bench::session::{bench_options, credentials, local_ip_towards};
 use crate::bench::ttff;
 use crate::bench::worker::LoadResult;
@@ -10,13 +11,21 @@ use crate::cli::{BenchArgs, SignalingArg, StackArg};
 use crate::settings;
 use anyhow::{Context, bail};
 use clap::ValueEnum;
+use std::net::IpAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use time::OffsetDateTime;
 use url::Url;
+use xprotect_client::export::MAX_SPEED;
 use xprotect_client::gateway::{Gateway, GatewayConfig};
-use xprotect_proto::wire::DeviceId;
+use xprotect_client::session::SessionOptions;
+use xprotect_proto::clock::format_rfc3339_millis;
+use xprotect_proto::signal::Credentials;
+use xprotect_proto::wire::{DeviceId, Playback};
 
 const STACKS: [StackArg; 2] = [StackArg::Ours, StackArg::Str0m];
+/// Playback time-to-first-frame run n starts at `--playback-from` + n × this.
+const PLAYBACK_RUN_SPACING: Duration = Duration::from_secs(7);
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.sessions.contains(&0) {
@@ -59,57 +68,30 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             None => url.to_string(),
         },
         ttff: Vec::new(),
+        playback_ttff: Vec::new(),
+        export: None,
         load_signaling: signaling_name(args.load_signaling).to_owned(),
         fps: args.fps,
         load: Vec::new(),
     };
 
     if args.ttff_runs > 0 {
-        for signaling in [SignalingArg::Rest, SignalingArg::Ws] {
-            let options = bench_options(device, settings::signaling(signaling), bind_ip);
-            // One unrecorded run per stack first: the first session of a process pays for lazy
-            // set-up (TLS roots, crypto provider, the emulator's encoder start) once.
-            for stack in STACKS {
-                if let Err(error) = ttff::run_once(stack, &gateway, &login, &options).await {
-                    eprintln!("bench: warm-up run {stack:?} over {signaling:?} failed: {error:#}");
-                }
-            }
-            let mut runs = [Vec::new(), Vec::new()];
-            let mut failures = [Vec::new(), Vec::new()];
-            // Interleaved, so that drift on the machine affects both stacks alike.
-            for run in 1..=args.ttff_runs {
-                for (index, stack) in STACKS.into_iter().enumerate() {
-                    // Back-to-back runs would all join the running camera at the same phase of
-                    // its frame grid (the worst case: just after a picture). A viewer joins at a
-                    // random moment, so each run starts at its own phase of the frame interval.
-                    tokio::time::sleep(join_phase(run * STACKS.len() + index, args.fps)).await;
-                    match ttff::run_once(stack, &gateway, &login, &options).await {
-                        Ok(result) => runs[index].push(result),
-                        Err(error) => {
-                            eprintln!(
-                                "bench: TTFF run {run} {stack:?} over {signaling:?} failed: {error:#}"
-                            );
-                            failures[index].push(format!("{error:#}"));
-                        }
-                    }
-                }
-                eprint!(
-                    "\rbench: time to first frame over {}: {run}/{} runs",
-                    signaling_name(signaling),
-                    args.ttff_runs
-                );
-            }
-            eprintln!();
-            for (index, stack) in STACKS.into_iter().enumerate() {
-                let figure = TtffFigure::new(
-                    stack,
-                    signaling_name(signaling),
-                    std::mem::take(&mut runs[index]),
-                    std::mem::take(&mut failures[index]),
-                );
-                report.ttff.push(figure);
-            }
+        let ttff = TtffPlan {
+            args: &args,
+            gateway: &gateway,
+            login: &login,
+            device,
+            bind_ip,
+        };
+        report.ttff = ttff.figures(None).await;
+        if !args.no_playback {
+            report.playback_ttff = ttff.figures(Some(args.playback_from)).await;
         }
+    }
+
+    if !args.no_export {
+        let options = bench_options(device, settings::signaling(SignalingArg::Ws), bind_ip);
+        report.export = Some(export_figures(&args, &gateway, &login, &options).await);
     }
 
     let mut singles: [Option<LoadResult>; 2] = [None, None];
@@ -148,13 +130,150 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         eprintln!("bench: raw numbers written to {}", path.display());
     }
     let failed_steps = report.load.iter().filter(|s| s.error.is_some()).count();
-    let empty_ttff = report.ttff.iter().filter(|f| f.runs.is_empty()).count();
-    if failed_steps > 0 || empty_ttff > 0 {
+    let empty_ttff = report
+        .ttff
+        .iter()
+        .chain(&report.playback_ttff)
+        .filter(|f| f.runs.is_empty())
+        .count();
+    let failed_exports = report.export.as_ref().map_or(0, |e| e.failures.len());
+    if failed_steps > 0 || empty_ttff > 0 || failed_exports > 0 {
         bail!(
-            "{failed_steps} load step(s) and {empty_ttff} time-to-first-frame figure(s) failed (see above)"
+            "{failed_steps} load step(s), {empty_ttff} time-to-first-frame figure(s) and {failed_exports} export run(s) failed (see above)"
         );
     }
     Ok(())
+}
+
+/// Time-to-first-frame runs, both transports and both stacks.
+struct TtffPlan<'a> {
+    args: &'a BenchArgs,
+    gateway: &'a Gateway,
+    login: &'a Credentials,
+    device: DeviceId,
+    bind_ip: IpAddr,
+}
+
+impl TtffPlan<'_> {
+    /// Live figures, or playback figures when `playback_from` is set.
+    async fn figures(&self, playback_from: Option<OffsetDateTime>) -> Vec<TtffFigure> {
+        let args = self.args;
+        let mode = if playback_from.is_some() {
+            "playback"
+        } else {
+            "live"
+        };
+        let mut figures = Vec::new();
+        for signaling in [SignalingArg::Rest, SignalingArg::Ws] {
+            let base = bench_options(self.device, settings::signaling(signaling), self.bind_ip);
+            // Each playback run starts somewhere new, as a viewer seeking would: the emulator
+            // then encodes the first GOP for each run, as a gateway reads it from disk.
+            let options_for = |run: usize| {
+                let mut options = base.clone();
+                options.params.playback = playback_from.map(|from| Playback {
+                    start: from + PLAYBACK_RUN_SPACING * run as u32,
+                    skip_gaps: true,
+                    speed: 1.0,
+                });
+                options
+            };
+            // One unrecorded run per stack first: the first session of a process pays for lazy
+            // set-up (TLS roots, crypto provider, the emulator's encoder start) once.
+            for (index, stack) in STACKS.into_iter().enumerate() {
+                if let Err(error) =
+                    ttff::run_once(stack, self.gateway, self.login, &options_for(index)).await
+                {
+                    eprintln!(
+                        "bench: {mode} warm-up run {stack:?} over {signaling:?} failed: {error:#}"
+                    );
+                }
+            }
+            let mut runs = [Vec::new(), Vec::new()];
+            let mut failures = [Vec::new(), Vec::new()];
+            // Interleaved, so that drift on the machine affects both stacks alike.
+            for run in 1..=args.ttff_runs {
+                for (index, stack) in STACKS.into_iter().enumerate() {
+                    let n = run * STACKS.len() + index;
+                    // Back-to-back runs would all join the running camera at the same phase of
+                    // its frame grid (the worst case: just after a picture). A viewer joins at a
+                    // random moment, so each run starts at its own phase of the frame interval.
+                    tokio::time::sleep(join_phase(n, args.fps)).await;
+                    match ttff::run_once(stack, self.gateway, self.login, &options_for(n)).await {
+                        Ok(result) => runs[index].push(result),
+                        Err(error) => {
+                            eprintln!(
+                                "bench: {mode} TTFF run {run} {stack:?} over {signaling:?} failed: {error:#}"
+                            );
+                            failures[index].push(format!("{error:#}"));
+                        }
+                    }
+                }
+                eprint!(
+                    "\rbench: time to first frame ({mode}) over {}: {run}/{} runs",
+                    signaling_name(signaling),
+                    args.ttff_runs
+                );
+            }
+            eprintln!();
+            for (index, stack) in STACKS.into_iter().enumerate() {
+                figures.push(TtffFigure::new(
+                    stack,
+                    signaling_name(signaling),
+                    std::mem::take(&mut runs[index]),
+                    std::mem::take(&mut failures[index]),
+                ));
+            }
+        }
+        figures
+    }
+}
+
+/// Our export of the range, then the str0m peer playing it at the speed ours settled on and at
+/// speed 32, one after the other.
+async fn export_figures(
+    args: &BenchArgs,
+    gateway: &Gateway,
+    login: &Credentials,
+    options: &SessionOptions,
+) -> ExportBench {
+    let from = args.playback_from;
+    let length = args.export_length;
+    let mut bench = ExportBench {
+        from: format_rfc3339_millis(from),
+        to: format_rfc3339_millis(from + length),
+        figures: Vec::new(),
+        failures: Vec::new(),
+    };
+    eprintln!("bench: export of {} to {} with ours…", bench.from, bench.to);
+    let speed = match export::ours(gateway, login, options, from, length, args.fps).await {
+        Ok(figure) => {
+            let speed = figure.speed;
+            bench.figures.push(figure);
+            speed
+        }
+        Err(error) => {
+            eprintln!("bench: our export failed: {error:#}");
+            bench.failures.push(format!("ours: {error:#}"));
+            MAX_SPEED
+        }
+    };
+    let mut speeds = vec![speed];
+    if speed < MAX_SPEED {
+        speeds.push(MAX_SPEED);
+    }
+    for speed in speeds {
+        eprintln!("bench: the same range with the str0m peer at speed {speed}…");
+        match export::peer(gateway, login, options, from, length, speed, args.fps).await {
+            Ok(figure) => bench.figures.push(figure),
+            Err(error) => {
+                eprintln!("bench: the peer at speed {speed} failed: {error:#}");
+                bench
+                    .failures
+                    .push(format!("peer at speed {speed}: {error:#}"));
+            }
+        }
+    }
+    bench
 }
 
 /// One `bench-worker` child process.
