@@ -150,8 +150,22 @@ fn envelope(message: &Value) -> &'static str {
     }
 }
 
-/// The other helper's PTZ state journal entries, if this emulator writes them: they must agree.
-fn also_in_ptz_state(gateway: &Gateway, event: &str, expected: usize) {
+/// The emulator's PTZ state entries (`ptz_moved`, `aux_set`), where this emulator journals
+/// them, must agree with the messages. They are read once every session that sent a message has
+/// been journalled as closed, so that none of them can still be on its way to the file.
+async fn also_in_ptz_state(gateway: &Gateway, event: &str, expected: usize) {
+    let sessions: std::collections::HashSet<String> =
+        journal_entries(&gateway.journal, "data_channel_message")
+            .iter()
+            .filter_map(|m| m["session"].as_str().map(str::to_owned))
+            .collect();
+    gateway
+        .wait_for("closed", |closed| {
+            sessions
+                .iter()
+                .all(|s| closed.iter().any(|c| c["session"].as_str() == Some(s)))
+        })
+        .await;
     let entries = journal_entries(&gateway.journal, event);
     if !entries.is_empty() {
         assert_eq!(entries.len(), expected, "{event}: {entries:#?}");
@@ -190,7 +204,7 @@ async fn ptz_left_goes_out_on_the_commands_channel_in_the_sample_envelope() {
             c.iter().any(|c| c["session"] == message["session"])
         })
         .await;
-    also_in_ptz_state(&gateway, "ptz_moved", 1);
+    also_in_ptz_state(&gateway, "ptz_moved", 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,7 +254,7 @@ async fn every_direction_in_both_envelopes() {
         .collect();
     seen.sort();
     assert_eq!(seen, expected);
-    also_in_ptz_state(&gateway, "ptz_moved", directions.len());
+    also_in_ptz_state(&gateway, "ptz_moved", directions.len()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,7 +305,7 @@ async fn repeat_sends_every_step_and_aux_switches_on_and_off() {
     assert_eq!(aux["method"], "setAux");
     assert_eq!(aux["params"]["auxNumber"], "2");
     assert_eq!(aux["params"]["on"], true);
-    also_in_ptz_state(&gateway, "aux_set", 2);
+    also_in_ptz_state(&gateway, "aux_set", 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,7 +374,7 @@ async fn record_sends_piped_commands_and_skips_bad_lines() {
     let (codec, frames, _) = common::ffprobe(&mp4);
     assert_eq!(codec, "h264");
     assert!(frames >= 50, "3 s at 25 fps, got {frames}");
-    also_in_ptz_state(&gateway, "ptz_moved", 2);
+    also_in_ptz_state(&gateway, "ptz_moved", 2).await;
 }
 
 /// The library call made right after `Session::start`, long before the channel exists, waits
@@ -402,4 +416,28 @@ async fn session_ptz_move_waits_for_the_channel() {
     assert_eq!(messages[0]["command"], "PtzMove(Home)");
     assert_eq!(messages[1]["command"], "SetAux { number: 1, on: true }");
     session.close().await;
+}
+
+/// A commands file that cannot be opened stops `record` before it logs in, naming the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_commands_file_fails_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.jsonl");
+    // Nothing listens on port 9 (discard): reaching the network would fail differently.
+    let mut command = cli("http://127.0.0.1:9/api", "record");
+    command
+        .args(["-o", "never.mp4", "--commands"])
+        .arg(&missing);
+    let mut child = command.spawn().unwrap();
+    drop(child.stdin.take());
+    let output = tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output())
+        .await
+        .expect("it ends at once")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--commands: cannot open") && stderr.contains("missing.jsonl"),
+        "{stderr}"
+    );
 }
