@@ -54,7 +54,7 @@ impl CommandsChannelState {
     pub(crate) fn after(event: &PeerEvent) -> Option<Self> {
         match event {
             PeerEvent::CommandsChannelOpen => Some(Self::Open),
-            PeerEvent::CommandsChannelClosed | PeerEvent::Failed(_) => Some(Self::Closed),
+            PeerEvent::CommandsChannelClosed => Some(Self::Closed),
             _ => None,
         }
     }

@@ -362,7 +362,15 @@ impl Driver {
         channel_state: &watch::Sender<CommandsChannelState>,
     ) -> Result<(), (SessionError, bool)> {
         let result = self.run_inner(commands, channel_state).await;
-        channel_state.send_replace(CommandsChannelState::Closed);
+        // A channel that never opened stays pending: a DTLS-role retry may still open it, and
+        // the session's end drops the sender, which waiters read as closed.
+        channel_state.send_if_modified(|state| {
+            let was_open = *state == CommandsChannelState::Open;
+            if was_open {
+                *state = CommandsChannelState::Closed;
+            }
+            was_open
+        });
         if let Some((peer, _)) = self.peer.take() {
             peer.close().await;
         }
