@@ -1,56 +1,74 @@
 #!/usr/bin/env node
 // Drives Milestone's official WebRTC sample page, unmodified, in Debian's Chromium against a
 // gateway (normally our emulator), the way a user would: fill the form, press Start, watch the
-// <video>. Prints ONE JSON line with what happened and exits 0 when the video played, 1 otherwise.
+// <video>. Prints ONE JSON line with what happened and exits 0 when the scenario's expectation
+// held (the video played, or with --expect-failure the page failed as expected), 1 otherwise.
 //
 //   node browser/official-sample.mjs --gateway http://127.0.0.1:PORT/api --release 2025R2 \
 //     --signaling rest|ws --camera GUID --user admin --password admin --artifacts DIR [--ptz]
+//     [--stream GUID] [--playback-time ISO --speed N --skip-gaps] [--no-audio]
+//     [--until-frame-time ISO] [--wait-console TEXT] [--grab-frames N] [--expect-failure TEXT]...
+//
+// Scenarios beyond "it plays":
+//   --until-frame-time ISO  keep watching until the page's frame-time label reaches ISO; report
+//                           every label shown (`frame_times`), e.g. across a recording gap.
+//   --wait-console TEXT     keep playing until the page logs TEXT to its console (e.g. its token
+//                           refresh), then prove the video still advances (`after_wait`).
+//   --grab-frames N         N times, in one animation frame: draw the <video> to a canvas and
+//                           read the page's displayed frame time; report both (`grabs`, RGBA in
+//                           base64) so the caller can decode the time drawn into the picture.
+//   --expect-failure TEXT   the page must NOT play and must show (log, console or an HTTP error
+//                           body it received) every TEXT given; reports `failure`.
 //
 // The page is served by a small static server on its own loopback port, so every call to the
-// gateway is cross-origin and the gateway's CORS answers (preflights with Authorization) are what
-// the browser really gets. That is also why no Playwright `route` is installed: with any route
-// active, Playwright answers CORS preflights itself and the gateway would never see them. The one
-// external script the page loads (adapter-latest.js) is answered through a CDP Fetch pattern that
-// matches only that URL, and every other non-loopback host is made unresolvable in the browser.
+// gateway is cross-origin and the gateway's CORS answers are what the browser really gets.
 
-import { createServer } from 'node:http';
-import { createReadStream } from 'node:fs';
-import { mkdir, readFile, stat } from 'node:fs/promises';
-import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
+import {
+  ADAPTER_URL,
+  AUDIO_SINCE,
+  DEFAULT_SAMPLE_ROOT,
+  PLAYBACK_SINCE,
+  RELEASES,
+  SIGNALING_CHOICE_SINCE,
+  closeServer,
+  fillForm,
+  isLoopbackUrl,
+  launchChromium,
+  newSamplePage,
+  readAdapter,
+  releaseFolder,
+  serveFolder,
+  startButton,
+} from './sample-page.mjs';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const REPO_ROOT = resolve(HERE, '..');
-// CI lays shared/ beside the clone of the repository, as on a developer's machine.
-const DEFAULT_SAMPLE_ROOT = resolve(REPO_ROOT, '..', 'shared', 'reference', 'milestone-webrtc-sample');
-const ADAPTER_URL = 'https://webrtc.github.io/adapter/adapter-latest.js';
-const ADAPTER_FILE = join(HERE, 'node_modules', 'webrtc-adapter', 'out', 'adapter.js');
-const RELEASES = ['2023R1', '2023R3', '2024R1', '2024R2', '2025R1', '2025R2'];
-// Releases whose page has the REST/WebSocket tabs, the `commands` data channel and PTZ buttons.
-const SIGNALING_CHOICE_SINCE = '2025R1';
 const PTZ_DIRECTIONS = ['up', 'downLeft', 'home'];
 const AUX_NUMBERS = ['2'];
 const LOG_EXCERPT_CHARS = 4000;
 const CONSOLE_KEEP = 60;
-
-const CONTENT_TYPES = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.md': 'text/plain; charset=utf-8',
-  '.png': 'image/png',
-  '.svg': 'image/svg+xml',
-};
+const ERROR_BODY_CHARS = 600;
+/** How much the <video> must advance after --wait-console's text to count as still playing. */
+const KEEP_PLAYING_S = 2;
 
 function usage(message) {
   process.stderr.write(
     `${message}\nusage: official-sample.mjs --gateway URL --release ${RELEASES.join('|')} ` +
       '--signaling rest|ws --camera GUID --user NAME --password PW --artifacts DIR [--ptz] ' +
-      '[--sample-root DIR] [--timeout-ms N] [--chromium PATH]\n',
+      '[--stream GUID] [--playback-time ISO] [--speed N] [--skip-gaps] [--no-audio] ' +
+      '[--until-frame-time ISO] [--wait-console TEXT] [--grab-frames N] [--grab-interval-ms N] ' +
+      '[--expect-failure TEXT]... [--sample-root DIR] [--timeout-ms N] [--chromium PATH]\n',
   );
   process.exit(2);
+}
+
+function positiveInteger(text, name) {
+  const value = Number.parseInt(text, 10);
+  if (!Number.isFinite(value) || value <= 0 || String(value) !== String(text).trim()) {
+    usage(`--${name} must be a positive integer`);
+  }
+  return value;
 }
 
 function parseOptions() {
@@ -66,6 +84,16 @@ function parseOptions() {
         password: { type: 'string' },
         artifacts: { type: 'string' },
         ptz: { type: 'boolean', default: false },
+        stream: { type: 'string' },
+        'playback-time': { type: 'string' },
+        speed: { type: 'string' },
+        'skip-gaps': { type: 'boolean', default: false },
+        'no-audio': { type: 'boolean', default: false },
+        'until-frame-time': { type: 'string' },
+        'wait-console': { type: 'string' },
+        'grab-frames': { type: 'string' },
+        'grab-interval-ms': { type: 'string', default: '250' },
+        'expect-failure': { type: 'string', multiple: true, default: [] },
         'sample-root': { type: 'string', default: process.env.XPROTECT_SAMPLE_ROOT || DEFAULT_SAMPLE_ROOT },
         'timeout-ms': { type: 'string', default: '30000' },
         chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
@@ -78,98 +106,30 @@ function parseOptions() {
   for (const name of ['gateway', 'release', 'camera', 'user', 'password', 'artifacts']) {
     if (!values[name]) usage(`--${name} is required`);
   }
-  if (!RELEASES.includes(values.release)) usage(`unknown release ${values.release}`);
+  const release = values.release;
+  if (!RELEASES.includes(release)) usage(`unknown release ${release}`);
   if (!['rest', 'ws'].includes(values.signaling)) usage('--signaling must be rest or ws');
-  const hasChoice = values.release >= SIGNALING_CHOICE_SINCE;
-  if (values.signaling === 'ws' && !hasChoice) usage(`release ${values.release} has no WebSocket signaling`);
-  if (values.ptz && !hasChoice) usage(`release ${values.release} has no PTZ commands`);
-  const timeoutMs = Number.parseInt(values['timeout-ms'], 10);
-  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) usage('--timeout-ms must be a positive integer');
-  return { ...values, timeoutMs, hasChoice, sampleRoot: values['sample-root'] };
-}
-
-/** A static file server for one folder on 127.0.0.1:0; refuses anything outside the folder. */
-async function serveFolder(root) {
-  const rootWithSep = root.endsWith(sep) ? root : root + sep;
-  const server = createServer(async (request, response) => {
-    try {
-      const url = new URL(request.url ?? '/', 'http://127.0.0.1');
-      const relative = decodeURIComponent(url.pathname).replace(/^\/+/, '') || 'index.html';
-      if (relative === 'favicon.ico') {
-        // The sample has none; an empty answer keeps a 404 out of the page's console.
-        response.writeHead(204).end();
-        return;
-      }
-      const file = normalize(join(root, relative));
-      if (!file.startsWith(rootWithSep) || request.method !== 'GET') {
-        response.writeHead(request.method === 'GET' ? 403 : 405).end();
-        return;
-      }
-      const info = await stat(file);
-      if (!info.isFile()) throw Object.assign(new Error('not a file'), { code: 'ENOENT' });
-      response.writeHead(200, {
-        'Content-Type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream',
-        'Content-Length': info.size,
-        'Cache-Control': 'no-store',
-      });
-      createReadStream(file).pipe(response);
-    } catch {
-      response.writeHead(404).end();
-    }
-  });
-  await new Promise((resolveListen, rejectListen) => {
-    server.once('error', rejectListen);
-    server.listen(0, '127.0.0.1', resolveListen);
-  });
-  return server;
-}
-
-function isLoopbackUrl(text) {
-  try {
-    const host = new URL(text).hostname;
-    return host === '127.0.0.1' || host === 'localhost' || host === '[::1]';
-  } catch {
-    // data:, blob: and about: URLs never leave the browser.
-    return true;
+  const hasChoice = release >= SIGNALING_CHOICE_SINCE;
+  if (values.signaling === 'ws' && !hasChoice) usage(`release ${release} has no WebSocket signaling`);
+  if (values.ptz && !hasChoice) usage(`release ${release} has no PTZ commands`);
+  const playbackFields = values.stream || values['playback-time'] || values.speed || values['skip-gaps'];
+  if (playbackFields && release < PLAYBACK_SINCE) usage(`release ${release} has no stream or playback fields`);
+  if (values['no-audio'] && release < AUDIO_SINCE) usage(`release ${release} has no includeAudio checkbox`);
+  if (values['until-frame-time'] && Number.isNaN(Date.parse(values['until-frame-time']))) {
+    usage('--until-frame-time must be an ISO 8601 time');
   }
-}
-
-/** Answers the page's adapter.js request from the npm package, and nothing else. */
-async function interceptAdapter(context, page, adapterSource) {
-  const cdp = await context.newCDPSession(page);
-  cdp.on('Fetch.requestPaused', (event) => {
-    const answer =
-      event.request.url === ADAPTER_URL
-        ? cdp.send('Fetch.fulfillRequest', {
-            requestId: event.requestId,
-            responseCode: 200,
-            responseHeaders: [
-              { name: 'Content-Type', value: 'text/javascript; charset=utf-8' },
-              { name: 'Access-Control-Allow-Origin', value: '*' },
-            ],
-            body: adapterSource.toString('base64'),
-          })
-        : cdp.send('Fetch.failRequest', { requestId: event.requestId, errorReason: 'BlockedByClient' });
-    answer.catch(() => {});
-  });
-  await cdp.send('Fetch.enable', { patterns: [{ urlPattern: ADAPTER_URL, requestStage: 'Request' }] });
-}
-
-async function fillForm(page, options) {
-  await page.fill('#apiGatewayUrl', options.gateway);
-  // 2025R2 renamed the camera field to deviceId (a camera or a microphone).
-  const deviceField = (await page.locator('#deviceId').count()) > 0 ? '#deviceId' : '#cameraId';
-  await page.fill(deviceField, options.camera);
-  await page.fill('#username', options.user);
-  await page.fill('#password', options.password);
-}
-
-/** The Start button of the chosen signaling (2025R1+ show REST and WebSocket tabs). */
-async function startButton(page, options) {
-  if (!options.hasChoice) return page.getByRole('button', { name: 'Start', exact: true });
-  const tab = options.signaling === 'ws' ? 'websocket' : 'rest';
-  await page.getByRole('button', { name: tab === 'websocket' ? 'WebSocket' : 'REST', exact: true }).click();
-  return page.locator(`#${tab}`).getByRole('button', { name: 'Start', exact: true });
+  const expectFailure = values['expect-failure'];
+  const watching = values['until-frame-time'] || values['wait-console'] || values['grab-frames'] || values.ptz;
+  if (expectFailure.length > 0 && watching) usage('--expect-failure cannot be combined with watching the video');
+  return {
+    ...values,
+    hasChoice,
+    expectFailure,
+    sampleRoot: values['sample-root'],
+    timeoutMs: positiveInteger(values['timeout-ms'], 'timeout-ms'),
+    grabFrames: values['grab-frames'] ? positiveInteger(values['grab-frames'], 'grab-frames') : 0,
+    grabIntervalMs: positiveInteger(values['grab-interval-ms'], 'grab-interval-ms'),
+  };
 }
 
 /** Resolves with performance.now() in the page once `predicate` holds, polled per frame. */
@@ -178,12 +138,12 @@ async function pageTimeWhen(page, predicate, arg, timeout) {
   return handle.jsonValue();
 }
 
-async function exercisePtz(page, deadline, result) {
+async function exercisePtz(page, remaining, result) {
   // The page keeps its channel in a script-level `let`, which page functions can read by name.
   await page.waitForFunction(
     () => typeof dataChannel !== 'undefined' && dataChannel?.readyState === 'open',
     undefined,
-    { timeout: Math.max(1, deadline - Date.now()) },
+    { timeout: remaining() },
   );
   result.ptz = { sent: [], inline_click: null };
   // The sample's arrow buttons use inline handlers `onclick="command('up')"`. In current Chromium
@@ -207,52 +167,160 @@ async function exercisePtz(page, deadline, result) {
     result.ptz.sent.push({ method: 'setAux', auxNumber, on: true });
   }
   // Everything handed to the channel has left the browser once nothing is buffered.
-  await page.waitForFunction(() => dataChannel.bufferedAmount === 0, undefined, {
-    timeout: Math.max(1, deadline - Date.now()),
-  });
+  await page.waitForFunction(() => dataChannel.bufferedAmount === 0, undefined, { timeout: remaining() });
+}
+
+/**
+ * Every distinct frame-time label the page shows, sampled once per animation frame, until the
+ * label's time reaches `untilIso`. The label is `MM/DD hh:mm:ss` in UTC (no year, no ms).
+ */
+async function watchFrameTimes(page, untilIso, remaining) {
+  return page.evaluate(
+    ({ untilMs, timeoutMs }) =>
+      new Promise((resolveWatch) => {
+        const year = new Date(untilMs).getUTCFullYear();
+        const labelTime = (text) => {
+          const match = /^(\d\d)\/(\d\d) (\d\d):(\d\d):(\d\d)$/.exec(text.trim());
+          return match ? Date.UTC(year, match[1] - 1, match[2], match[3], match[4], match[5]) : null;
+        };
+        const video = document.querySelector('#videoCtl');
+        const quality = () => video.getVideoPlaybackQuality?.().totalVideoFrames ?? null;
+        const started = performance.now();
+        const seen = [];
+        const step = () => {
+          const label = document.getElementById('frameTimeLabel')?.innerText ?? '';
+          if (label && seen[seen.length - 1]?.label !== label) {
+            seen.push({
+              label,
+              at_ms: Math.round(performance.now() - started),
+              current_time_s: video.currentTime,
+              decoded_frames: quality(),
+            });
+          }
+          const time = labelTime(label);
+          if (time !== null && time >= untilMs) {
+            resolveWatch({ reached: true, labels: seen });
+          } else if (performance.now() - started > timeoutMs) {
+            resolveWatch({ reached: false, labels: seen });
+          } else {
+            requestAnimationFrame(step);
+          }
+        };
+        requestAnimationFrame(step);
+      }),
+    { untilMs: Date.parse(untilIso), timeoutMs: remaining() },
+  );
+}
+
+/**
+ * `count` times, `intervalMs` apart: in one animation-frame callback (after the page's own
+ * frame-time update of that frame), draw the <video> at its natural size to a canvas and read the
+ * page's displayed frame time. Pixels go out as base64 RGBA for the caller to decode.
+ */
+async function grabFrames(page, count, intervalMs) {
+  return page.evaluate(
+    async ({ count, intervalMs }) => {
+      const video = document.querySelector('#videoCtl');
+      const canvas = document.createElement('canvas');
+      canvas.width = video.videoWidth;
+      canvas.height = video.videoHeight;
+      const context = canvas.getContext('2d', { willReadFrequently: true });
+      const toBase64 = (bytes) => {
+        let binary = '';
+        const chunk = 0x8000;
+        for (let i = 0; i < bytes.length; i += chunk) {
+          binary += String.fromCharCode.apply(null, bytes.subarray(i, i + chunk));
+        }
+        return btoa(binary);
+      };
+      const grabs = [];
+      for (let i = 0; i < count; i += 1) {
+        await new Promise((done) => setTimeout(done, intervalMs));
+        const grab = await new Promise((done) =>
+          requestAnimationFrame(() => {
+            // Both in the same task: nothing can present a new frame in between.
+            const label = document.getElementById('frameTimeLabel')?.innerText ?? '';
+            // 2024R2+ keep the shown time in a script-level `frameDate` (ms precision).
+            const frameDateMs =
+              typeof frameDate !== 'undefined' && frameDate instanceof Date ? frameDate.getTime() : null;
+            const startMs = typeof frameStartTime === 'number' ? frameStartTime : null;
+            context.drawImage(video, 0, 0, canvas.width, canvas.height);
+            const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+            done({ label, frameDateMs, startMs, pixels });
+          }),
+        );
+        grabs.push({
+          label: grab.label,
+          frame_date_ms: grab.frameDateMs,
+          frame_start_ms: grab.startMs,
+          width: canvas.width,
+          height: canvas.height,
+          rgba_base64: toBase64(grab.pixels),
+        });
+      }
+      return grabs;
+    },
+    { count, intervalMs },
+  );
+}
+
+/** Plays until the page logs `text`, then proves the <video> keeps advancing. */
+async function playUntilConsole(page, consoleSeen, text, remaining) {
+  const started = Date.now();
+  while (!consoleSeen.some((line) => line.includes(text))) {
+    // The console handler runs on node's side; a page round trip per animation frame lets it in.
+    await page.evaluate(() => new Promise((done) => requestAnimationFrame(done)));
+    if (remaining() <= 1) throw new Error(`the page never logged "${text}"`);
+  }
+  const consoleAtMs = Date.now() - started;
+  const before = await page.evaluate(() => document.querySelector('#videoCtl').currentTime);
+  await page.waitForFunction(
+    ({ before, advance }) => {
+      const video = document.querySelector('#videoCtl');
+      return !video.paused && video.currentTime >= before + advance;
+    },
+    { before, advance: KEEP_PLAYING_S },
+    { polling: 'raf', timeout: remaining() },
+  );
+  const after = await page.evaluate(() => document.querySelector('#videoCtl').currentTime);
+  return { text, console_at_ms: consoleAtMs, current_time_before_s: before, current_time_after_s: after };
+}
+
+/** Waits until every expected text shows up somewhere the page exposes it; never throws. */
+async function awaitFailure(page, expected, consoleSeen, errorBodies, remaining) {
+  const readLog = () => page.evaluate(() => document.getElementById('diagnostics')?.innerText ?? '');
+  const found = (log) => {
+    const haystack = [log, ...consoleSeen, ...errorBodies].join('\n');
+    return expected.filter((text) => haystack.includes(text));
+  };
+  let hit = found(await readLog());
+  while (hit.length < expected.length && remaining() > 1) {
+    // A page round trip also lets node's console and response handlers run.
+    await page.evaluate(() => new Promise((done) => setTimeout(done, 50)));
+    hit = found(await readLog());
+  }
+  return { found: hit, missing: expected.filter((text) => !hit.includes(text)) };
 }
 
 async function run(options, result) {
-  const releaseDir = resolve(options.sampleRoot, options.release);
-  if (!(await stat(join(releaseDir, 'index.html')).catch(() => null))) {
-    throw new Error(`official sample not found at ${releaseDir} (set --sample-root or XPROTECT_SAMPLE_ROOT)`);
-  }
-  const adapterSource = await readFile(ADAPTER_FILE).catch(() => {
-    throw new Error(`${ADAPTER_FILE} missing: run \`npm ci --prefix browser\``);
-  });
+  const releaseDir = await releaseFolder(options.sampleRoot, options.release);
+  const adapterSource = await readAdapter();
   await mkdir(options.artifacts, { recursive: true });
   const deadline = Date.now() + options.timeoutMs;
   const remaining = () => Math.max(1, deadline - Date.now());
 
   const server = await serveFolder(releaseDir);
   let browser;
+  let page;
+  const consoleSeen = [];
+  const errorBodies = [];
   try {
     const pageUrl = `http://127.0.0.1:${server.address().port}/index.html`;
-    browser = await chromium.launch({
-      executablePath: options.chromium,
-      headless: true,
-      timeout: remaining(),
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        // Loopback-only host: without these Chromium gathers no ICE candidates (STACK.md).
-        '--allow-loopback-in-peer-connection',
-        '--disable-features=WebRtcHideLocalIpsWithMdns',
-        '--use-fake-ui-for-media-stream',
-        // Nothing but loopback resolves (the 2023R1 page names a public STUN server, for one).
-        '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1',
-      ],
-    });
-    const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
-    await context.grantPermissions(['camera', 'microphone']);
-    const page = await context.newPage();
+    browser = await launchChromium(options.chromium, remaining());
+    ({ page } = await newSamplePage(browser, adapterSource));
     page.setDefaultTimeout(remaining());
     page.on('console', (message) => {
+      consoleSeen.push(message.text());
       // SDP dumps are long and say nothing the journal does not; keep their first line.
       result.console.push(`${message.type()}: ${message.text().split('\n', 1)[0]}`);
       if (result.console.length > CONSOLE_KEEP) result.console.shift();
@@ -265,7 +333,12 @@ async function run(options, result) {
     });
     page.on('response', (response) => {
       if (response.status() >= 400) {
-        result.http_errors.push(`${response.request().method()} ${response.url()} -> ${response.status()}`);
+        const what = `${response.request().method()} ${response.url()} -> ${response.status()}`;
+        result.http_errors.push(what);
+        response
+          .text()
+          .then((body) => errorBodies.push(`${what}: ${body.slice(0, ERROR_BODY_CHARS)}`))
+          .catch(() => {});
       }
     });
     page.on('requestfailed', (request) => {
@@ -273,16 +346,33 @@ async function run(options, result) {
         result.errors.push(`request failed: ${request.method()} ${request.url()}: ${request.failure()?.errorText}`);
       }
     });
-    await interceptAdapter(context, page, adapterSource);
 
     await page.goto(pageUrl, { waitUntil: 'load', timeout: remaining() });
     if (!(await page.evaluate(() => typeof window.adapter === 'object'))) {
       result.errors.push('adapter.js did not load');
     }
-    await fillForm(page, options);
-    const start = await startButton(page, options);
+    await fillForm(page, {
+      gateway: options.gateway,
+      device: options.camera,
+      user: options.user,
+      password: options.password,
+      stream: options.stream,
+      playbackTime: options['playback-time'],
+      speed: options.speed,
+      skipGaps: options.release >= PLAYBACK_SINCE ? options['skip-gaps'] : undefined,
+      includeAudio: options['no-audio'] ? false : undefined,
+    });
+    const start = await startButton(page, options.release, options.signaling);
     const clickedAt = await page.evaluate(() => performance.now());
     await start.click();
+
+    if (options.expectFailure.length > 0) {
+      result.failure = await awaitFailure(page, options.expectFailure, consoleSeen, errorBodies, remaining);
+      result.video_width = await page.evaluate(() => document.querySelector('#videoCtl').videoWidth);
+      result.http_error_bodies = errorBodies.slice();
+      result.ok = result.failure.missing.length === 0 && result.video_width === 0;
+      return;
+    }
 
     const firstFrameAt = await pageTimeWhen(
       page,
@@ -316,24 +406,35 @@ async function run(options, result) {
     result.time_to_first_frame_ms = Math.round(firstFrameAt - clickedAt);
     result.time_to_playing_ms = Math.round(playingAt - clickedAt);
 
-    if (options.ptz) await exercisePtz(page, deadline, result);
+    if (options.ptz) await exercisePtz(page, remaining, result);
+    if (options.grabFrames > 0) result.grabs = await grabFrames(page, options.grabFrames, options.grabIntervalMs);
+    if (options['until-frame-time']) {
+      const watched = await watchFrameTimes(page, options['until-frame-time'], remaining);
+      result.frame_times = watched.labels;
+      if (!watched.reached) result.errors.push(`the frame time never reached ${options['until-frame-time']}`);
+    }
+    if (options['wait-console']) {
+      result.after_wait = await playUntilConsole(page, consoleSeen, options['wait-console'], remaining);
+    }
 
-    const screenshot = join(options.artifacts, `${options.release}-${options.signaling}${options.ptz ? '-ptz' : ''}.png`);
+    const suffix = [options.ptz && 'ptz', options['playback-time'] && 'playback', options['wait-console'] && 'wait']
+      .filter(Boolean)
+      .join('-');
+    const screenshot = join(options.artifacts, `${options.release}-${options.signaling}${suffix ? `-${suffix}` : ''}.png`);
     // Starting scrolled the page down to the buttons; the video is at the top.
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: screenshot, fullPage: true, timeout: remaining() });
     result.screenshot = screenshot;
     result.ok = result.video_width > 0 && result.errors.length === 0;
   } finally {
-    result.page_log = await collectPageLog(browser).catch(() => result.page_log);
+    result.page_log = await collectPageLog(page).catch(() => result.page_log);
+    result.http_error_bodies = errorBodies.slice();
     await browser?.close().catch(() => {});
-    server.close();
-    server.closeAllConnections?.();
+    closeServer(server);
   }
 }
 
-async function collectPageLog(browser) {
-  const page = browser?.contexts()[0]?.pages()[0];
+async function collectPageLog(page) {
   if (!page) return null;
   const text = await page.evaluate(() => document.getElementById('diagnostics')?.innerText ?? '', undefined);
   return text.length > LOG_EXCERPT_CHARS ? `${text.slice(0, LOG_EXCERPT_CHARS)}…` : text;
@@ -359,14 +460,14 @@ async function main() {
     page_log: null,
     console: [],
     http_errors: [],
+    http_error_bodies: [],
     errors: [],
   };
   // A hung browser must not outlive the run: the whole attempt gets the timeout plus a margin
   // for launching and closing.
   const watchdog = setTimeout(() => {
     result.errors.push(`watchdog: no result within ${options.timeoutMs + 15000} ms`);
-    process.stdout.write(`${JSON.stringify(result)}\n`);
-    process.exit(1);
+    printAndExit(result, 1);
   }, options.timeoutMs + 15000);
   try {
     await run(options, result);
@@ -376,8 +477,13 @@ async function main() {
   }
   clearTimeout(watchdog);
   result.page_connect_ms = pageConnectTime(result.page_log);
-  process.stdout.write(`${JSON.stringify(result)}\n`);
-  process.exit(result.ok ? 0 : 1);
+  printAndExit(result, result.ok ? 0 : 1);
+}
+
+/** Writes the verdict line and exits once it is flushed: writes to a pipe are asynchronous, and
+ * exiting at once would cut a line longer than the pipe's buffer (frame grabs are megabytes). */
+function printAndExit(result, code) {
+  process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(code));
 }
 
 main();

@@ -120,7 +120,9 @@ impl fmt::Display for Release {
 
 /// A release name that is not one of [`Release::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown XProtect release `{given}`; known: 2023R1, 2023R3, 2024R1, 2024R2, 2025R1, 2025R2")]
+#[error(
+    "unknown XProtect release `{given}`; known: 2023R1, 2023R3, 2024R1, 2024R2, 2025R1, 2025R2"
+)]
 pub struct UnknownRelease {
     /// What was given (shortened).
     pub given: String,
@@ -205,7 +207,10 @@ mod tests {
         assert_eq!(request.playback_time_node, None);
         assert_eq!(request.ice_servers, None);
         assert_eq!(request.include_audio, Some(false));
-        assert!(request.validate().is_ok(), "what is left is a valid live request");
+        assert!(
+            request.validate().is_ok(),
+            "what is left is a valid live request"
+        );
     }
 
     #[test]
@@ -222,6 +227,9 @@ mod tests {
             .restrict_rest_request(&mut request)
             .expect("2025R2 reads deviceId");
         assert!(request.device_id.is_some());
-        assert_eq!(request.include_audio, None, "2025R2 leaves includeAudio alone");
+        assert_eq!(
+            request.include_audio, None,
+            "2025R2 leaves includeAudio alone"
+        );
     }
 }

@@ -69,7 +69,13 @@ async fn release_2023r1_ignores_stream_playback_ice_servers_and_audio() {
     let (app, state) = app_with(config_for(Release::R2023R1)).await;
     let mut journal = state.journal().subscribe();
     let token = token(&app).await;
-    let reply = post_json(&app, SESSION_PATH, &token, &everything_request(unknown_stream)).await;
+    let reply = post_json(
+        &app,
+        SESSION_PATH,
+        &token,
+        &everything_request(unknown_stream),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert!(reply.json["offerSDP"].is_string(), "{}", reply.text);
     assert!(
@@ -85,7 +91,13 @@ async fn release_2023r1_ignores_stream_playback_ice_servers_and_audio() {
 
     let (app, _state) = app_with(config_for(Release::R2025R2)).await;
     let token = protocol_support::token(&app).await;
-    let reply = post_json(&app, SESSION_PATH, &token, &everything_request(unknown_stream)).await;
+    let reply = post_json(
+        &app,
+        SESSION_PATH,
+        &token,
+        &everything_request(unknown_stream),
+    )
+    .await;
     assert_error(&reply, StatusCode::BAD_REQUEST, Some("streamId"));
 }
 
@@ -180,7 +192,10 @@ async fn websocket_endpoint_only_from_2025r1() {
                     .expect("reply in time")
                     .expect("socket open")
                     .expect("frame");
-                assert!(frame.to_text().is_ok_and(|t| t.contains("error")), "{frame:?}");
+                assert!(
+                    frame.to_text().is_ok_and(|t| t.contains("error")),
+                    "{frame:?}"
+                );
             }
             (false, Err(tungstenite::Error::Http(response))) => {
                 assert_eq!(response.status(), StatusCode::NOT_FOUND, "{release}");
