@@ -3,7 +3,9 @@
 //!
 //! The catalog is separate from [`CameraConfig`] (which drives the picture and the encoder)
 //! because it describes what the *configuration* says; cameras without [`CameraDetails`] get
-//! [`CameraDetails::default`]: two streams and PTZ.
+//! [`CameraDetails::default`]: two streams and PTZ. The default configuration
+//! ([`default_camera_details`]) makes "Parking Lot" a fixed camera, so both kinds exist out of
+//! the box.
 
 use std::collections::HashMap;
 
@@ -14,7 +16,7 @@ use xprotect_proto::wire::config_api::{
     StreamsItem, UNSET_DATE,
 };
 
-use crate::camera::CameraConfig;
+use crate::camera::{CameraConfig, PARKING_LOT_ID};
 
 /// The driver stream GUIDs of "Video stream 1" and "Video stream 2". Drivers reuse these across
 /// cameras (PROTOCOL.md §11.E), so the emulator does too: a `streamId` means something only
@@ -77,7 +79,8 @@ impl Default for CameraDetails {
     fn default() -> Self {
         Self {
             streams: default_streams(),
-            // The emulator accepts PTZ commands for every camera, so the flag is truthful.
+            // The emulator moves the head of every camera whose flag is set (and rejects moves
+            // for the others), so the flag is truthful.
             ptz_enabled: true,
             microphone: None,
             description: String::new(),
@@ -86,25 +89,35 @@ impl Default for CameraDetails {
 }
 
 /// The details of the default cameras ([`crate::camera::default_cameras`]): "Front Door" has a
-/// related microphone ([`FRONT_DOOR_MICROPHONE`]), "Parking Lot" has none; both have the default
-/// streams and PTZ.
+/// related microphone ([`FRONT_DOOR_MICROPHONE`]) and PTZ; "Parking Lot" is a fixed camera
+/// (`ptzEnabled: false`, PTZ moves rejected) without a microphone. Both have the default streams.
 pub fn default_camera_details() -> HashMap<Uuid, CameraDetails> {
-    HashMap::from([(
-        FRONT_DOOR_CAMERA,
-        CameraDetails {
-            microphone: Some(MicrophoneConfig {
-                id: FRONT_DOOR_MICROPHONE,
-                name: FRONT_DOOR_MICROPHONE_NAME.to_owned(),
-            }),
-            ..CameraDetails::default()
-        },
-    )])
+    HashMap::from([
+        (
+            FRONT_DOOR_CAMERA,
+            CameraDetails {
+                microphone: Some(MicrophoneConfig {
+                    id: FRONT_DOOR_MICROPHONE,
+                    name: FRONT_DOOR_MICROPHONE_NAME.to_owned(),
+                }),
+                ..CameraDetails::default()
+            },
+        ),
+        (
+            PARKING_LOT_ID,
+            CameraDetails {
+                ptz_enabled: false,
+                ..CameraDetails::default()
+            },
+        ),
+    ])
 }
 
 /// "Video stream 1" (live and playback default, recorded) and "Video stream 2".
 ///
-/// Every stream currently serves the camera's one synthetic picture; the streams differ in
-/// configuration only.
+/// Live, "Video stream 1" is the camera's configured size and "Video stream 2" a second encoding
+/// at twice that size (at most 1920x1080, see [`crate::camera::StreamKind`]); playback serves
+/// the recording of "Video stream 1" whichever is asked for.
 pub fn default_streams() -> Vec<StreamConfig> {
     vec![
         StreamConfig {
@@ -378,6 +391,18 @@ mod tests {
             microphones[0].relations.parent,
             catalog.camera(cameras[0].id).unwrap().relations.parent
         );
+    }
+
+    #[test]
+    fn parking_lot_is_a_fixed_camera_by_default() {
+        let cameras = default_cameras();
+        let catalog = DeviceCatalog::new(&cameras, &default_camera_details(), "x".into());
+        assert_eq!(catalog.ptz_enabled(cameras[0].id), Some(true));
+        assert_eq!(catalog.ptz_enabled(PARKING_LOT_ID), Some(false));
+        assert_eq!(catalog.ptz_enabled(Uuid::nil()), None);
+        // Cameras without details are PTZ cameras.
+        let catalog = DeviceCatalog::new(&cameras, &HashMap::new(), "x".into());
+        assert_eq!(catalog.ptz_enabled(PARKING_LOT_ID), Some(true));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::camera::PtzState;
 use crate::config::EmulatorConfig;
 use crate::http::router;
 use crate::journal::JournalEntry;
@@ -111,6 +112,16 @@ impl RunningEmulator {
     /// The shared state (sessions, tokens, media handle).
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// The PTZ head and aux outputs of `camera` (`None`: no such camera), as data-channel
+    /// commands from every session of the camera left them.
+    pub fn ptz_state(&self, camera: uuid::Uuid) -> Option<PtzState> {
+        self.state
+            .media()
+            .cameras()
+            .ptz(&camera)
+            .map(|ptz| ptz.state())
     }
 
     /// Stop accepting, wait up to the configured timeout for open requests and sockets, then

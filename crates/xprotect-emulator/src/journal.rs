@@ -199,6 +199,40 @@ pub enum JournalEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// A `ptzMove` turned a camera's head (shared by every session of the camera).
+    PtzMoved {
+        /// The session that sent it.
+        session: String,
+        /// The camera.
+        camera: String,
+        /// The direction, as the command named it (`upLeft`, `home`, …).
+        direction: String,
+        /// Pan afterwards, degrees (`-180..=180`).
+        pan: i32,
+        /// Tilt afterwards, degrees (`-90..=90`).
+        tilt: i32,
+    },
+    /// A `setAux` switched an aux output of a camera.
+    AuxSet {
+        /// The session that sent it.
+        session: String,
+        /// The camera.
+        camera: String,
+        /// The output, 1-based.
+        aux: u32,
+        /// On or off.
+        on: bool,
+    },
+    /// A well-formed command the camera cannot carry out (no PTZ, no such aux output); nothing
+    /// changed.
+    CommandRejected {
+        /// The session that sent it.
+        session: String,
+        /// The camera (or other device) the session streams, if the session is still known.
+        camera: Option<String>,
+        /// Why.
+        reason: String,
+    },
     /// ICE lost the client.
     Disconnected {
         /// The session.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use xprotect_proto::wire::rest::SessionResponse;
-use xprotect_proto::wire::{IceCandidateInit, Secret, SessionId, SessionParams};
+use xprotect_proto::wire::{DeviceId, IceCandidateInit, Secret, SessionId, SessionParams};
 
 use crate::journal::Transport;
 
@@ -69,6 +69,12 @@ impl SessionRegistry {
             .get(&id)
             .filter(|record| record.owner == owner)
             .cloned()
+    }
+
+    /// The device a session streams, whoever owns it: for events the media engine reports by
+    /// session id alone (never for answering a client, which must go through [`Self::get`]).
+    pub fn device_of(&self, id: SessionId) -> Option<DeviceId> {
+        self.lock().get(&id).map(|record| record.params.device)
     }
 
     /// Change a session of `owner`; returns the updated record.

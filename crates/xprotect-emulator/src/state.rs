@@ -21,6 +21,7 @@ use xprotect_proto::wire::{
     StreamId,
 };
 
+use crate::camera::{CameraHub, PtzOutcome};
 use crate::config::EmulatorConfig;
 use crate::devices::{DeviceCatalog, format_last_modified};
 use crate::error::EmuError;
@@ -115,6 +116,10 @@ impl AppState {
             events,
             state.inner.journal.clone(),
             state.inner.sessions.clone(),
+            CommandTarget {
+                cameras: state.inner.media.cameras(),
+                catalog: state.inner.catalog.clone(),
+            },
         ));
         Ok(state)
     }
@@ -200,6 +205,7 @@ impl AppState {
                     .collect(),
                 include_audio: params.include_audio,
                 playback: params.playback,
+                stream_id: params.stream.map(|s| s.0),
             })
             .await?;
         let server_candidates: Vec<IceCandidateInit> = offer.local_candidates.clone();
@@ -393,6 +399,51 @@ fn microphones_of(config: &EmulatorConfig) -> HashMap<Uuid, Uuid> {
         .collect()
 }
 
+/// Where data-channel commands take effect: the PTZ heads of the cameras, and whether the
+/// configuration gives each camera PTZ. Holds no media handle, so it does not keep the engine
+/// alive.
+struct CommandTarget {
+    cameras: Arc<CameraHub>,
+    catalog: DeviceCatalog,
+}
+
+impl CommandTarget {
+    /// Applies `command` to the camera of `session`; the journal entry says what happened.
+    fn apply(&self, sessions: &SessionRegistry, session: Uuid, command: &Command) -> JournalEvent {
+        let Some(DeviceId(camera)) = sessions.device_of(SessionId(session)) else {
+            return JournalEvent::CommandRejected {
+                session: session.to_string(),
+                camera: None,
+                reason: "the session is gone".to_owned(),
+            };
+        };
+        let ptz_enabled = self.catalog.ptz_enabled(camera).unwrap_or(false);
+        match self.cameras.apply_command(&camera, command, ptz_enabled) {
+            Ok(PtzOutcome::Moved { direction, state }) => JournalEvent::PtzMoved {
+                session: session.to_string(),
+                camera: camera.to_string(),
+                direction: serde_json::to_value(direction)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                pan: state.pan,
+                tilt: state.tilt,
+            },
+            Ok(PtzOutcome::AuxSet { aux, on, .. }) => JournalEvent::AuxSet {
+                session: session.to_string(),
+                camera: camera.to_string(),
+                aux,
+                on,
+            },
+            Err(rejection) => JournalEvent::CommandRejected {
+                session: session.to_string(),
+                camera: Some(camera.to_string()),
+                reason: rejection.to_string(),
+            },
+        }
+    }
+}
+
 fn not_found(session: SessionId) -> EmuError {
     EmuError::NotFound(format!("no session {session}"))
 }
@@ -402,6 +453,7 @@ async fn forward_media_events(
     mut events: mpsc::Receiver<MediaEvent>,
     journal: Journal,
     sessions: SessionRegistry,
+    commands: CommandTarget,
 ) {
     while let Some(event) = events.recv().await {
         let entry = match event {
@@ -441,16 +493,20 @@ async fn forward_media_events(
                 protocol,
             },
             MediaEvent::DataChannelMessage { session_id, text } => {
-                let (command, error) = match Command::parse(&text) {
+                let parsed = Command::parse(&text);
+                let (command, error) = match &parsed {
                     Ok(command) => (Some(format!("{command:?}")), None),
                     Err(error) => (None, Some(error.to_string())),
                 };
-                JournalEvent::DataChannelMessage {
+                journal.record(JournalEvent::DataChannelMessage {
                     session: session_id.to_string(),
                     text,
                     command,
                     error,
-                }
+                });
+                // A message that is not a command was journaled as such; nothing to apply.
+                let Ok(command) = parsed else { continue };
+                commands.apply(&sessions, session_id, &command)
             }
             MediaEvent::Disconnected { session_id } => JournalEvent::Disconnected {
                 session: session_id.to_string(),

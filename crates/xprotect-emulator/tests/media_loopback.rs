@@ -42,6 +42,7 @@ async fn stream_one_camera(role: DtlsRole, candidate_before_answer: bool) {
             ice_servers: vec![],
             include_audio: true,
             playback: None,
+            stream_id: None,
         })
         .await
         .expect("offer");

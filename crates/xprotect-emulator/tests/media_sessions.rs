@@ -22,6 +22,7 @@ fn request(session_id: Uuid, camera_id: Uuid) -> SessionRequest {
         ice_servers: vec![],
         include_audio: false,
         playback: None,
+        stream_id: None,
     }
 }
 

@@ -52,6 +52,11 @@ async fn cameras_list_get_and_streams_have_the_documented_shapes() {
     assert_eq!(first["enabled"], true);
     assert_eq!(first["channel"], 0);
     assert_eq!(first["ptzEnabled"], true);
+    assert_eq!(array[1]["name"], "Parking Lot");
+    assert_eq!(
+        array[1]["ptzEnabled"], false,
+        "Parking Lot is a fixed camera"
+    );
     assert_eq!(first["createdDate"], "0001-01-01T00:00:00.0000000");
     assert_eq!(first["relations"]["parent"]["type"], "hardware");
     assert_eq!(first["relations"]["self"]["type"], "cameras");

@@ -17,7 +17,8 @@ use openh264::formats::YUVSlices;
 use uuid::Uuid;
 use xprotect_proto::h264::sei::FrameStamp;
 
-use super::CameraConfig;
+use super::ptz::PtzState;
+use super::{CameraConfig, SourceId, StreamKind};
 
 /// Target bitrate of every synthetic camera: in the 1-2 Mbps range of a real 360p camera stream.
 pub const TARGET_BITRATE_BPS: u32 = 1_500_000;
@@ -32,6 +33,8 @@ const ANNEX_B_START_CODE: [u8; 4] = [0, 0, 0, 1];
 pub struct EncodedFrame {
     /// The camera this frame comes from.
     pub camera_id: Uuid,
+    /// Which of the camera's encodings (playback pictures are always the primary's size).
+    pub stream: StreamKind,
     /// Wall-clock time at which the picture was captured (rendered), Unix ms.
     pub recording_unix_ms: i64,
     /// Camera-wide frame counter, the number printed in the picture.
@@ -45,6 +48,16 @@ pub struct EncodedFrame {
     pub annex_b: Arc<[u8]>,
     /// `profile_idc`, constraint flags and `level_idc` from the SPS, e.g. `0x42c01e`.
     pub profile_level_id: u32,
+}
+
+impl EncodedFrame {
+    /// The camera encoding the frame belongs to.
+    pub fn source_id(&self) -> SourceId {
+        SourceId {
+            camera: self.camera_id,
+            stream: self.stream,
+        }
+    }
 }
 
 /// Why encoding a picture failed.
@@ -64,6 +77,7 @@ pub enum EncodeError {
 /// A camera's encoder with the state needed to stamp and complete each access unit.
 pub struct CameraEncoder {
     camera_id: Uuid,
+    stream: StreamKind,
     camera_name: String,
     encoder: Encoder,
     width: usize,
@@ -76,6 +90,7 @@ impl std::fmt::Debug for CameraEncoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CameraEncoder")
             .field("camera_id", &self.camera_id)
+            .field("stream", &self.stream)
             .field("width", &self.width)
             .field("height", &self.height)
             .finish_non_exhaustive()
@@ -83,8 +98,19 @@ impl std::fmt::Debug for CameraEncoder {
 }
 
 impl CameraEncoder {
-    /// An encoder for `camera` at its size, frame rate and keyframe interval.
+    /// An encoder for `camera`'s primary stream at `width` x `height` (the picture size), its
+    /// frame rate and keyframe interval.
     pub fn new(camera: &CameraConfig, width: usize, height: usize) -> Result<Self, EncodeError> {
+        Self::for_stream(camera, StreamKind::Primary, width, height)
+    }
+
+    /// As [`Self::new`], for one of the camera's encodings; its frames say which.
+    pub fn for_stream(
+        camera: &CameraConfig,
+        stream: StreamKind,
+        width: usize,
+        height: usize,
+    ) -> Result<Self, EncodeError> {
         let fps = camera.fps.max(1);
         let config = EncoderConfig::new()
             .bitrate(BitRate::from_bps(TARGET_BITRATE_BPS))
@@ -107,6 +133,7 @@ impl CameraEncoder {
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)?;
         Ok(Self {
             camera_id: camera.id,
+            stream,
             camera_name: camera.name.clone(),
             encoder,
             width,
@@ -116,13 +143,49 @@ impl CameraEncoder {
     }
 
     /// Encodes one I420 picture (tightly packed planes of this encoder's size). With
-    /// `force_keyframe` the picture becomes an IDR.
+    /// `force_keyframe` the picture becomes an IDR. The stamp carries no PTZ state (recordings).
     pub fn encode(
         &mut self,
         planes: (&[u8], &[u8], &[u8]),
         recording_unix_ms: i64,
         frame_number: u64,
         force_keyframe: bool,
+    ) -> Result<EncodedFrame, EncodeError> {
+        self.encode_stamped(
+            planes,
+            recording_unix_ms,
+            frame_number,
+            force_keyframe,
+            None,
+        )
+    }
+
+    /// As [`Self::encode`], for a live picture taken with the head at `ptz`: the SEI stamp
+    /// carries pan, tilt (degrees) and the aux outputs.
+    pub fn encode_live(
+        &mut self,
+        planes: (&[u8], &[u8], &[u8]),
+        recording_unix_ms: i64,
+        frame_number: u64,
+        force_keyframe: bool,
+        ptz: &PtzState,
+    ) -> Result<EncodedFrame, EncodeError> {
+        self.encode_stamped(
+            planes,
+            recording_unix_ms,
+            frame_number,
+            force_keyframe,
+            Some(ptz),
+        )
+    }
+
+    fn encode_stamped(
+        &mut self,
+        planes: (&[u8], &[u8], &[u8]),
+        recording_unix_ms: i64,
+        frame_number: u64,
+        force_keyframe: bool,
+        ptz: Option<&PtzState>,
     ) -> Result<EncodedFrame, EncodeError> {
         if force_keyframe {
             self.encoder.force_intra_frame();
@@ -162,9 +225,10 @@ impl CameraEncoder {
             recording_unix_ms,
             frame: frame_number,
             camera: Some(self.camera_name.clone()),
-            pan: None,
-            tilt: None,
-            aux: None,
+            // Whole degrees well inside f32's exact integer range.
+            pan: ptz.map(|p| p.pan as f32),
+            tilt: ptz.map(|p| p.tilt as f32),
+            aux: ptz.map(|p| p.aux.to_vec()),
         };
         let mut nal_units = Vec::with_capacity(slices.len() + 3);
         nal_units.push(Bytes::from(stamp.to_sei_nal()));
@@ -190,6 +254,7 @@ impl CameraEncoder {
 
         Ok(EncodedFrame {
             camera_id: self.camera_id,
+            stream: self.stream,
             recording_unix_ms,
             frame_number,
             keyframe,

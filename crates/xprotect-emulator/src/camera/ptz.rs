@@ -115,6 +115,9 @@ pub enum PtzRejection {
     /// `setAux` for an output the camera does not have.
     #[error("the camera has no aux output {0} (it has 1 to {AUX_OUTPUTS})")]
     NoSuchAux(u32),
+    /// The session's device is not one of the emulator's cameras (e.g. a microphone).
+    #[error("the session's device is not a camera")]
+    NotACamera,
 }
 
 /// One camera's PTZ/aux state, shared by its streams and sessions.

@@ -1,4 +1,8 @@
-//! A live camera: renders, encodes once and fans frames out to every subscriber.
+//! A live camera encoding: renders, encodes once and fans frames out to every subscriber.
+//!
+//! One source per camera stream ([`StreamKind`]): "Video stream 2" is a second, larger encoding
+//! with its own thread and encoder, started only while someone watches that stream; both read
+//! the camera's shared [`PtzControl`] for every picture.
 //!
 //! The encoder runs on its own thread only while at least one [`CameraSubscription`] exists, so
 //! an idle emulator costs no CPU. Each picture is encoded once and shared as an
@@ -23,9 +27,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use super::CameraConfig;
 use super::encoder::{CameraEncoder, EncodeError, EncodedFrame};
+use super::ptz::PtzControl;
 use super::render::FrameRenderer;
+use super::{CameraConfig, SourceId, StreamKind};
 
 /// Frames a subscriber may fall behind before it loses some (0.64 s at 25 fps). Enough to ride
 /// out a scheduling hiccup of the media engine; small enough to bound memory per camera.
@@ -36,6 +41,12 @@ pub const FRAME_BROADCAST_CAPACITY: usize = 16;
 pub struct EncoderStats {
     /// The camera.
     pub camera_id: Uuid,
+    /// Which of its encodings.
+    pub stream: StreamKind,
+    /// Picture width of the encoding.
+    pub width: u32,
+    /// Picture height of the encoding.
+    pub height: u32,
     /// Pictures encoded since the emulator started (all runs of the encoder together).
     pub frames_encoded: u64,
     /// Of those, keyframes (scheduled and forced).
@@ -67,10 +78,15 @@ struct Control {
     idle_encoder: Option<CameraEncoder>,
 }
 
-/// One synthetic camera; share it as `Arc<CameraSource>`.
+/// One encoding of a synthetic camera; share it as `Arc<CameraSource>`.
 #[derive(Debug)]
 pub struct CameraSource {
     config: CameraConfig,
+    stream: StreamKind,
+    /// Picture size of this encoding (even, at least 16).
+    width: u32,
+    height: u32,
+    ptz: Arc<PtzControl>,
     profile_level_id: u32,
     frames: broadcast::Sender<Arc<EncodedFrame>>,
     counters: Arc<Counters>,
@@ -92,17 +108,28 @@ impl Drop for CameraSubscription {
 }
 
 impl CameraSource {
-    /// Creates the camera and probes its encoder once to learn the stream's profile-level-id
-    /// (which the SDP offer must carry before any session has started the encoder).
-    pub fn new(config: CameraConfig) -> Result<Self, EncodeError> {
-        let mut renderer = FrameRenderer::new(config.width, config.height);
+    /// Creates the camera's `stream` encoding, moved by `ptz`, and probes its encoder once to
+    /// learn the stream's profile-level-id (which the SDP offer must carry before any session
+    /// has started the encoder).
+    pub fn new(
+        config: CameraConfig,
+        stream: StreamKind,
+        ptz: Arc<PtzControl>,
+    ) -> Result<Self, EncodeError> {
+        let (width, height) = stream.picture_size(&config);
+        let mut renderer = FrameRenderer::new(width, height);
         let (w, h) = (renderer.width(), renderer.height());
-        let mut encoder = CameraEncoder::new(&config, w, h)?;
+        let mut encoder = CameraEncoder::for_stream(&config, stream, w, h)?;
         let planes = renderer.render(0, 0, &config.name);
         let probe = encoder.encode(planes, 0, 0, true)?;
         let (frames, _) = broadcast::channel(FRAME_BROADCAST_CAPACITY);
         Ok(Self {
             config,
+            stream,
+            // The renderer's sizes are at most the u32 asked for.
+            width: u32::try_from(w).unwrap_or(width),
+            height: u32::try_from(h).unwrap_or(height),
+            ptz,
             profile_level_id: probe.profile_level_id,
             frames,
             counters: Arc::default(),
@@ -116,6 +143,29 @@ impl CameraSource {
     /// The camera's configuration.
     pub fn config(&self) -> &CameraConfig {
         &self.config
+    }
+
+    /// Which of the camera's encodings this is.
+    pub fn stream(&self) -> StreamKind {
+        self.stream
+    }
+
+    /// The camera and stream, as frames name them.
+    pub fn source_id(&self) -> SourceId {
+        SourceId {
+            camera: self.config.id,
+            stream: self.stream,
+        }
+    }
+
+    /// Picture size of this encoding, `(width, height)`.
+    pub fn picture_size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    /// The camera's PTZ head (shared with its other encoding).
+    pub fn ptz(&self) -> &Arc<PtzControl> {
+        &self.ptz
     }
 
     /// The H.264 profile-level-id of this camera's stream, e.g. `0x42c01e`.
@@ -133,7 +183,10 @@ impl CameraSource {
             control.running = Some(stop.clone());
             let source = self.clone();
             let spawned = thread::Builder::new()
-                .name(format!("camera-{}", self.config.id))
+                .name(match self.stream {
+                    StreamKind::Primary => format!("camera-{}", self.config.id),
+                    StreamKind::Secondary => format!("camera-{}-2", self.config.id),
+                })
                 .spawn(move || source.run(&stop));
             if let Err(e) = spawned {
                 tracing::warn!(camera = %self.config.id, "cannot start encoder thread: {e}");
@@ -158,6 +211,9 @@ impl CameraSource {
         let control = self.lock_control();
         EncoderStats {
             camera_id: self.config.id,
+            stream: self.stream,
+            width: self.width,
+            height: self.height,
             frames_encoded: self.counters.frames_encoded.load(Ordering::Relaxed),
             keyframes_encoded: self.counters.keyframes_encoded.load(Ordering::Relaxed),
             forced_keyframes: self.counters.forced_keyframes.load(Ordering::Relaxed),
@@ -186,10 +242,10 @@ impl CameraSource {
     /// The encoder thread: one picture per frame interval on the wall clock until `stop`.
     fn run(&self, stop: &AtomicBool) {
         let camera = &self.config;
-        let mut renderer = FrameRenderer::new(camera.width, camera.height);
+        let mut renderer = FrameRenderer::new(self.width, self.height);
         let idle = self.lock_control().idle_encoder.take();
         let mut encoder = match idle.map_or_else(
-            || CameraEncoder::new(camera, renderer.width(), renderer.height()),
+            || CameraEncoder::for_stream(camera, self.stream, renderer.width(), renderer.height()),
             Ok,
         ) {
             Ok(e) => e,
@@ -222,8 +278,17 @@ impl CameraSource {
                 .keyframe_requested
                 .swap(false, Ordering::Relaxed);
             let forced = requested && !first;
-            let planes = renderer.render(recording_unix_ms, frame_number, &camera.name);
-            let encoded = encoder.encode(planes, recording_unix_ms, frame_number, forced || first);
+            // One snapshot per picture: the overlay, the scene and the SEI stamp agree.
+            let ptz = self.ptz.state();
+            let planes =
+                renderer.render_with_ptz(recording_unix_ms, frame_number, &camera.name, Some(&ptz));
+            let encoded = encoder.encode_live(
+                planes,
+                recording_unix_ms,
+                frame_number,
+                forced || first,
+                &ptz,
+            );
             first = false;
             match encoded {
                 Ok(frame) => {

@@ -18,7 +18,7 @@ use super::candidate::IceCandidateInit;
 use super::session::Session;
 use super::tracks::{DeviceKind, TracksError, choose_tracks};
 use super::{MediaError, MediaEvent, SessionOffer, SessionRequest};
-use crate::camera::{CameraHub, EncodedFrame};
+use crate::camera::{CameraHub, EncodedFrame, SourceId, StreamKind};
 use crate::playback::{GopCache, MAX_PLAYBACK_SEND_FPS, PacingConfig, PlaybackSchedule, unix_ms};
 
 /// Frames queued from the camera forwarders to the engine: a few per camera. The forwarders wait
@@ -61,7 +61,7 @@ pub(crate) enum Command {
 pub(crate) enum Feed {
     Frame(Arc<EncodedFrame>),
     /// The forwarder fell behind the camera and lost frames.
-    Lagged(Uuid),
+    Lagged(SourceId),
     /// A recorded frame for one playback session, due now.
     PlaybackFrame {
         session_id: Uuid,
@@ -95,7 +95,7 @@ pub(crate) struct Engine {
     sessions: HashMap<Uuid, Session>,
     /// Which session last accepted datagrams from an address: skips the linear `accepts` scan.
     by_source: HashMap<SocketAddr, Uuid>,
-    feeds: HashMap<Uuid, CameraFeed>,
+    feeds: HashMap<SourceId, CameraFeed>,
     feed_tx: mpsc::Sender<Feed>,
     feed_rx: Option<mpsc::Receiver<Feed>>,
     /// Events gathered while handling one input, sent after it.
@@ -241,9 +241,18 @@ impl Engine {
                 },
             ),
         };
+        // Live sessions watch the encoding their streamId names; playback serves the primary's
+        // recording whatever the stream (recordings exist once, at the configured size).
+        let stream = match req.playback {
+            Some(_) => StreamKind::Primary,
+            None => StreamKind::for_stream_id(req.stream_id),
+        };
         let camera = self
             .cameras
-            .get(&camera_id)
+            .source(&SourceId {
+                camera: camera_id,
+                stream,
+            })
             .ok_or(MediaError::UnknownCamera(req.camera_id))?
             .clone();
         let tracks = choose_tracks(device, req.include_audio, req.playback.as_ref()).map_err(
@@ -327,7 +336,7 @@ impl Engine {
             Feed::Frame(frame) => {
                 // Live sessions only: playback sessions are fed by their players.
                 for session in self.sessions.values_mut() {
-                    if session.watching && session.camera.config().id == frame.camera_id {
+                    if session.watching && session.camera.source_id() == frame.source_id() {
                         session.send_frame(&frame, &self.socket, &mut self.pending_events);
                     }
                 }
@@ -354,14 +363,14 @@ impl Engine {
                     });
                 }
             }
-            Feed::Lagged(camera_id) => {
-                tracing::debug!(camera = %camera_id, "engine fell behind the camera");
+            Feed::Lagged(source) => {
+                tracing::debug!(camera = %source.camera, stream = ?source.stream, "engine fell behind the camera");
                 for session in self.sessions.values_mut() {
-                    if session.watching && session.camera.config().id == camera_id {
+                    if session.watching && session.camera.source_id() == source {
                         session.frames_lost();
                     }
                 }
-                if let Some(camera) = self.cameras.get(&camera_id) {
+                if let Some(camera) = self.cameras.source(&source) {
                     camera.request_keyframe();
                 }
             }
@@ -399,7 +408,7 @@ impl Engine {
                 player.abort();
             }
             if session.watching {
-                self.unwatch_camera(session.camera.config().id);
+                self.unwatch_camera(session.camera.source_id());
             }
             self.pending_events.push(MediaEvent::Closed {
                 session_id: id,
@@ -423,7 +432,7 @@ impl Engine {
     /// a running camera keeps its cadence for everyone and gives the joiner an IDR at its next
     /// picture. Sessions that never connect cost no encoding at all.
     fn watch_cameras_of_connected_sessions(&mut self) {
-        let connected: Vec<(Uuid, Uuid)> = self
+        let connected: Vec<(Uuid, SourceId)> = self
             .pending_events
             .iter()
             .filter_map(|event| match event {
@@ -460,20 +469,20 @@ impl Engine {
                     return None;
                 }
                 session.watching = true;
-                Some((id, session.camera.config().id))
+                Some((id, session.camera.source_id()))
             })
             .collect();
-        for (_, camera_id) in connected {
-            self.watch_camera(camera_id);
+        for (_, source) in connected {
+            self.watch_camera(source);
         }
     }
 
-    fn watch_camera(&mut self, camera_id: Uuid) {
-        if let Some(feed) = self.feeds.get_mut(&camera_id) {
+    fn watch_camera(&mut self, source: SourceId) {
+        if let Some(feed) = self.feeds.get_mut(&source) {
             feed.sessions += 1;
             return;
         }
-        let Some(camera) = self.cameras.get(&camera_id) else {
+        let Some(camera) = self.cameras.source(&source) else {
             return;
         };
         let mut subscription = camera.subscribe();
@@ -482,7 +491,7 @@ impl Engine {
             loop {
                 let feed = match subscription.frames.recv().await {
                     Ok(frame) => Feed::Frame(frame),
-                    Err(RecvError::Lagged(_)) => Feed::Lagged(camera_id),
+                    Err(RecvError::Lagged(_)) => Feed::Lagged(source),
                     Err(RecvError::Closed) => break,
                 };
                 if feed_tx.send(feed).await.is_err() {
@@ -491,7 +500,7 @@ impl Engine {
             }
         });
         self.feeds.insert(
-            camera_id,
+            source,
             CameraFeed {
                 forwarder,
                 sessions: 1,
@@ -499,13 +508,13 @@ impl Engine {
         );
     }
 
-    fn unwatch_camera(&mut self, camera_id: Uuid) {
-        let Some(feed) = self.feeds.get_mut(&camera_id) else {
+    fn unwatch_camera(&mut self, source: SourceId) {
+        let Some(feed) = self.feeds.get_mut(&source) else {
             return;
         };
         feed.sessions = feed.sessions.saturating_sub(1);
         if feed.sessions == 0
-            && let Some(feed) = self.feeds.remove(&camera_id)
+            && let Some(feed) = self.feeds.remove(&source)
         {
             // Dropping the forwarder drops its subscription; the encoder stops with the last.
             feed.forwarder.abort();

@@ -100,6 +100,10 @@ pub struct SessionRequest {
     pub include_audio: bool,
     /// Recorded video from this time on, at this speed; `None` for live.
     pub playback: Option<Playback>,
+    /// The camera's stream usage (`streamId`) to watch live: "Video stream 2" gets the camera's
+    /// second, larger encoding; `None` or anything else the primary. Playback always serves the
+    /// primary's recording, whatever the stream.
+    pub stream_id: Option<Uuid>,
 }
 
 impl SessionRequest {
@@ -112,6 +116,7 @@ impl SessionRequest {
             ice_servers: Vec::new(),
             include_audio: true,
             playback: None,
+            stream_id: None,
         }
     }
 }
@@ -383,9 +388,16 @@ impl MediaHandle {
         self.local_addr
     }
 
-    /// The encoder counters of every camera (frames encoded, keyframes, subscribers).
+    /// The encoder counters of every camera encoding (frames encoded, keyframes, subscribers),
+    /// by camera, primary stream first.
     pub fn encoder_stats(&self) -> Vec<EncoderStats> {
         self.cameras.stats()
+    }
+
+    /// The cameras: their encodings and PTZ heads. Holding the hub does not keep the engine
+    /// running (it is not the command channel).
+    pub fn cameras(&self) -> Arc<CameraHub> {
+        self.cameras.clone()
     }
 
     /// The recordings playback can serve from `camera_id`.
