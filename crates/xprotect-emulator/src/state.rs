@@ -367,7 +367,8 @@ impl AppState {
     }
 
     /// A `streamId` must be one of the camera's stream usages (`cameras/{id}/streams`,
-    /// PROTOCOL.md §11.K.8); every stream serves the camera's one synthetic picture.
+    /// PROTOCOL.md §11.K.8). Live, "Video stream 2" is a second, larger encoding of the camera
+    /// (see [`crate::camera::StreamKind`]); every other listed stream serves the primary.
     fn check_stream(
         &self,
         device: DeviceId,

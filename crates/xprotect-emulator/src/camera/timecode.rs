@@ -16,8 +16,8 @@
 //!   (all of them if `H < 8`). A reader samples only the band `H − 0.75·H/24 .. H − 0.25·H/24`,
 //!   which lies inside the strip at any uniform scale.
 //! - **Cells.** Each cell is one flat block: white (luma 235) for a 1 bit, black (luma 16) for a
-//!   0 bit, neutral chroma (so RGB comes out grey). At 640x360 a cell is 10x15 pixels, at
-//!   1280x720 21x30.
+//!   0 bit, neutral chroma (so RGB comes out grey). At 640x360 a cell is 10–11 by 15
+//!   pixels, at 1280x720 21–22 by 30.
 //!
 //! | cells   | content |
 //! |---------|---------|

@@ -31,7 +31,7 @@ const RBSP_TRAILING: u8 = 0x80;
 
 /// What the emulator knows about a frame it sends; the JSON after [`FRAME_STAMP_UUID`].
 ///
-/// New optional fields may be added later (PTZ, AUX state); readers ignore unknown fields.
+/// New optional fields may be added later; readers ignore unknown fields.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct FrameStamp {
     /// The frame's recording time, Unix milliseconds (UTC).
@@ -41,13 +41,14 @@ pub struct FrameStamp {
     /// The camera id the frame belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub camera: Option<String>,
-    /// Emulated PTZ pan position when the frame was taken.
+    /// Emulated PTZ pan when the frame was taken: degrees from home, positive right
+    /// (`-180..=180`). Live frames only; recordings carry none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pan: Option<f32>,
-    /// Emulated PTZ tilt position when the frame was taken.
+    /// Emulated PTZ tilt when the frame was taken: degrees from home, positive up (`-90..=90`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tilt: Option<f32>,
-    /// Emulated AUX output states when the frame was taken.
+    /// Emulated aux output states when the frame was taken, output 1 first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aux: Option<Vec<bool>>,
 }
