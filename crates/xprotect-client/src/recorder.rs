@@ -2,7 +2,7 @@
 //! signal or the end of the session, always finishing the files cleanly.
 
 use crate::record::{FrameLog, RecordError, VideoWriter};
-use crate::session::{Session, SessionError, SessionEvent, VideoFrame};
+use crate::session::{AudioPacket, Session, SessionError, SessionEvent, VideoFrame};
 use std::future::Future;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -42,6 +42,8 @@ pub struct RecordStats {
     pub warnings: Vec<String>,
     /// Bytes written to the recording.
     pub output_bytes: u64,
+    /// Audio packets written.
+    pub audio_packets: u64,
 }
 
 /// Why recording stopped without an error.
@@ -97,6 +99,7 @@ pub async fn record(
                 }
                 if stats.frames == 0 {
                     stats.time_to_first_frame = Some(started.elapsed());
+                    // Audio before the first keyframe is not in the file: time from the video.
                     end_at = plan.duration.map(|d| tokio::time::Instant::now() + d);
                 }
                 match write_frame(&mut plan, &frame) {
@@ -105,6 +108,25 @@ pub async fn record(
                     Err(error) => break Err(error.into()),
                 }
                 count(&mut stats, &frame);
+            }
+            Some(SessionEvent::Audio(packet)) => {
+                if plan
+                    .until
+                    .is_some_and(|until| packet.time.wall_clock >= until)
+                {
+                    break Ok(StopReason::ReachedUntil);
+                }
+                // An audio-only recording's duration runs from its first packet.
+                if stats.frames == 0 && stats.audio_packets == 0 {
+                    stats.time_to_first_frame = Some(started.elapsed());
+                    end_at = plan.duration.map(|d| tokio::time::Instant::now() + d);
+                }
+                match write_audio(&mut plan, &packet) {
+                    Ok(()) => {}
+                    Err(error) if error.is_broken_pipe() => break Ok(StopReason::OutputClosed),
+                    Err(error) => break Err(error.into()),
+                }
+                stats.audio_packets += 1;
             }
             Some(SessionEvent::Created(id)) => stats.session_id = Some(id),
             Some(SessionEvent::Warning(warning)) => {
@@ -115,9 +137,7 @@ pub async fn record(
             }
             Some(SessionEvent::Ended(Err(error))) => break Err(error.into()),
             Some(SessionEvent::Ended(Ok(()))) | None => break Ok(StopReason::Cancelled),
-            Some(
-                SessionEvent::Connected | SessionEvent::CommandsReady | SessionEvent::Audio(_),
-            ) => {}
+            Some(SessionEvent::Connected | SessionEvent::CommandsReady) => {}
         }
     };
     session.close().await;
@@ -141,6 +161,16 @@ fn write_frame(plan: &mut RecordPlan, frame: &VideoFrame) -> Result<(), RecordEr
     }
     if let Some(log) = plan.frame_log.as_mut() {
         log.video(frame)?;
+    }
+    Ok(())
+}
+
+fn write_audio(plan: &mut RecordPlan, packet: &AudioPacket) -> Result<(), RecordError> {
+    if let Some(video) = plan.video.as_mut() {
+        video.write_audio(packet)?;
+    }
+    if let Some(log) = plan.frame_log.as_mut() {
+        log.audio(packet)?;
     }
     Ok(())
 }

@@ -312,6 +312,8 @@ struct Driver {
     depacketizer: H264Depacketizer,
     video_clock: Option<FrameClock>,
     audio_clock: Option<FrameClock>,
+    /// Whether the gateway's offer has a video section (not for a microphone's session).
+    offer_has_video: bool,
     anchor: WallClockAnchor,
     started: Instant,
     waiting_for_keyframe: bool,
@@ -345,6 +347,7 @@ impl Driver {
             depacketizer: H264Depacketizer::new(DepacketizerConfig::default()),
             video_clock: None,
             audio_clock: None,
+            offer_has_video: true,
             anchor: WallClockAnchor::now(),
             started: Instant::now(),
             waiting_for_keyframe: true,
@@ -455,6 +458,7 @@ impl Driver {
         match event {
             SignalEvent::SessionCreated(id) => self.emit(SessionEvent::Created(id)).await,
             SignalEvent::Offer(sdp) => {
+                self.offer_has_video = sdp.lines().any(|l| l.starts_with("m=video"));
                 let (peer, answer, peer_events) =
                     Peer::answer(&sdp, self.options.peer.clone()).await?;
                 for candidate in std::mem::take(&mut self.early_candidates) {
@@ -572,11 +576,21 @@ impl Driver {
 
     async fn on_audio_packet(&mut self, packet: RtpPacket) {
         self.last_media = Some(packet.arrival);
-        // Audio is timed against the same start reference as video (PROTOCOL.md §4.2).
-        let Some(video) = &self.video_clock else {
-            return;
+        // Audio is timed against the same start reference as video (PROTOCOL.md §4.2), so with
+        // video it waits for the video's first frame; an audio-only (microphone) session takes
+        // its start reference from the audio itself.
+        let start_ref = match (&self.video_clock, &self.audio_clock) {
+            (Some(video), _) => video.start_ref(),
+            (None, Some(audio)) if !self.offer_has_video => audio.start_ref(),
+            (None, None) if !self.offer_has_video => match self.options.params.playback {
+                Some(playback) => playback.start,
+                None => {
+                    self.anchor.wall(packet.arrival)
+                        - Duration::from_micros(u64::from(packet.timestamp) * 125)
+                }
+            },
+            _ => return,
         };
-        let start_ref = video.start_ref();
         let clock = self
             .audio_clock
             .get_or_insert_with(|| FrameClock::new(start_ref, RtpUnits::AudioSamples8k));

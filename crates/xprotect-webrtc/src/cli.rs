@@ -250,6 +250,22 @@ pub struct StreamArgs {
     /// Jump over gaps between recordings instead of waiting them out.
     #[arg(long, requires = "from", help_heading = "PLAYBACK")]
     pub skip_gaps: bool,
+
+    /// Ask for the camera's audio (`includeAudio`, the default, as the 2025 R2 sample does).
+    #[arg(long, overrides_with = "no_audio")]
+    pub audio: bool,
+
+    /// No audio: `includeAudio` false. Audio, when the camera has a microphone (live, or
+    /// playback at speed 1), is recorded as a PCMU track in MP4 output.
+    #[arg(long, overrides_with = "audio")]
+    pub no_audio: bool,
+}
+
+impl StreamArgs {
+    /// Whether to ask for audio (`--audio`/`--no-audio`, the last one wins; on by default).
+    pub fn include_audio(&self) -> bool {
+        !self.no_audio
+    }
 }
 
 /// `export`.

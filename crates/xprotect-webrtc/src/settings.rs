@@ -74,6 +74,18 @@ pub async fn resolve_camera(
         .context("--camera")
 }
 
+/// Whether `device` is a microphone (an audio-only session). A gateway without a `microphones`
+/// collection, or one that cannot be asked, has none.
+pub async fn is_microphone(gateway: &Gateway, tokens: &TokenSource, device: DeviceId) -> bool {
+    match ConfigApi::new(gateway, tokens).microphones().await {
+        Ok(microphones) => microphones.iter().any(|m| m.id == device),
+        Err(error) => {
+            tracing::debug!("cannot list microphones: {error}");
+            false
+        }
+    }
+}
+
 /// Session options from the stream flags, for the resolved `device`.
 pub fn session_options(args: &StreamArgs, device: DeviceId) -> anyhow::Result<SessionOptions> {
     let mut params = SessionParams::live(device);
@@ -89,8 +101,7 @@ pub fn session_options(args: &StreamArgs, device: DeviceId) -> anyhow::Result<Se
         skip_gaps: args.skip_gaps,
         speed: args.speed.unwrap_or(1.0),
     });
-    // Audio is not recorded yet: do not ask the gateway for it.
-    params.include_audio = false;
+    params.include_audio = args.include_audio();
     let mut options = SessionOptions::new(params);
     options.signaling = signaling(args.signaling);
     options.peer = PeerConfig {

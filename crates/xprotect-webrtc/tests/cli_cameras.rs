@@ -76,7 +76,8 @@ async fn cameras_lists_both_cameras_as_a_table_and_as_json_lines() {
     assert_eq!(lines[0]["id"], common::first_camera().to_string());
     assert_eq!(lines[0]["name"], "Front Door");
     assert_eq!(lines[0]["ptz"], true);
-    assert_eq!(lines[0]["microphone"], serde_json::Value::Null);
+    assert_eq!(lines[0]["microphone"]["name"], "Front Door Microphone");
+    assert_eq!(lines[1]["microphone"], serde_json::Value::Null);
     assert_eq!(lines[0]["streams"][0]["liveDefault"], true);
     assert_eq!(lines[0]["streams"][1]["streamId"], STREAM_2);
     emulator.shutdown().await;

@@ -103,7 +103,7 @@ impl Peer {
             step: "reading back our answer",
             reason: error.to_string(),
         })?;
-        if !video_accepted(&parsed_answer) {
+        if has_video_section(&parsed_offer) && !video_accepted(&parsed_answer) {
             let _ = bounded("closing the peer connection", pc.close()).await;
             return Err(PeerError::Negotiation {
                 step: "accepting the H.264 video",
@@ -334,7 +334,24 @@ fn video_codec_names(sdp: &SessionDescription) -> Vec<String> {
         .collect()
 }
 
+/// Whether the offer has a video section: a microphone's session offers audio alone.
+fn has_video_section(offer: &SessionDescription) -> bool {
+    offer
+        .media_descriptions
+        .iter()
+        .any(|media| media.media_name.media.eq_ignore_ascii_case("video"))
+}
+
 fn require_h264(offer: &SessionDescription) -> Result<(), PeerError> {
+    // An audio-only offer (a microphone) needs no video codec.
+    if !has_video_section(offer)
+        && offer
+            .media_descriptions
+            .iter()
+            .any(|media| media.media_name.media.eq_ignore_ascii_case("audio"))
+    {
+        return Ok(());
+    }
     let names = video_codec_names(offer);
     if names.iter().any(|name| name.eq_ignore_ascii_case("H264")) {
         return Ok(());

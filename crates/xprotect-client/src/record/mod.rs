@@ -11,7 +11,7 @@ pub use frame_log::FrameLog;
 pub use h264_file::H264Writer;
 pub use mp4_file::Mp4Writer;
 
-use crate::session::VideoFrame;
+use crate::session::{AudioPacket, VideoFrame};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -100,6 +100,32 @@ impl VideoWriter {
             OutputFormat::Mp4 => VideoWriter::Mp4(Box::new(Mp4Writer::new(out)?)),
             OutputFormat::H264 => VideoWriter::H264(H264Writer::new(out)),
         })
+    }
+
+    /// Open `target` for `format`, with a PCMU audio track when `audio` (MP4 only; raw H.264
+    /// has no place for audio) and without video when `video` is false (a microphone).
+    pub fn create_with_tracks(
+        target: &OutputTarget,
+        format: OutputFormat,
+        video: bool,
+        audio: bool,
+    ) -> Result<Self, RecordError> {
+        match format {
+            OutputFormat::Mp4 => Ok(VideoWriter::Mp4(Box::new(Mp4Writer::with_tracks(
+                target.open()?,
+                video,
+                audio,
+            )?))),
+            OutputFormat::H264 => Self::create(target, format),
+        }
+    }
+
+    /// Append an audio packet (ignored by a raw H.264 writer).
+    pub fn write_audio(&mut self, packet: &AudioPacket) -> Result<(), RecordError> {
+        match self {
+            VideoWriter::Mp4(w) => w.write_audio(packet),
+            VideoWriter::H264(_) => Ok(()),
+        }
     }
 
     /// Append a frame.

@@ -1,9 +1,18 @@
 //! Fragmented MP4 through our muxer; each fragment is written and flushed as it completes.
+//!
+//! Audio is stored as received: G.711 µ-law in a `ulaw` track at 8 kHz, not decoded to linear
+//! PCM (`sowt`/`lpcm`) nor transcoded to AAC. Why: it is lossless with respect to what the
+//! gateway sent at half the size of 16-bit PCM, needs no codec dependency, and ffmpeg/ffprobe
+//! (`pcm_mulaw`), VLC and mpv play it. What it costs: browsers' `<video>` do not play `ulaw` (nor
+//! `lpcm`: only AAC/Opus would do), and QuickTime Player is unreliable with `ulaw` in MP4; a
+//! viewer there can remux with `ffmpeg -i in.mp4 -c:v copy -c:a aac out.mp4`. Both tracks share
+//! the session's start reference (video ms and audio samples from the same instant, PROTOCOL.md
+//! §4.2), so their media times line up in the file as they did on the wire.
 
 use super::RecordError;
-use crate::session::VideoFrame;
+use crate::session::{AudioPacket, VideoFrame};
 use std::io::Write;
-use xprotect_mp4::{MuxError, Muxer, MuxerConfig, WallClock};
+use xprotect_mp4::{AudioConfig, MuxError, Muxer, MuxerConfig, WallClock};
 
 /// MP4 writer: `moov` at the first keyframe, then one `prft`+`moof`+`mdat` per GOP (≤ 1 s).
 pub struct Mp4Writer {
@@ -14,11 +23,20 @@ pub struct Mp4Writer {
 }
 
 impl Mp4Writer {
-    /// A writer for video only (audio joins in a later release of this writer).
+    /// A writer for video only.
     pub fn new(out: Box<dyn Write + Send>) -> Result<Self, RecordError> {
+        Self::with_tracks(out, true, false)
+    }
+
+    /// A writer with a video track, a PCMU audio track (8 kHz mono), or both.
+    pub fn with_tracks(
+        out: Box<dyn Write + Send>,
+        video: bool,
+        audio: bool,
+    ) -> Result<Self, RecordError> {
         let muxer = Muxer::new(MuxerConfig {
-            video: true,
-            audio: None,
+            video,
+            audio: audio.then(AudioConfig::default),
             ..MuxerConfig::default()
         })?;
         Ok(Self {
@@ -45,6 +63,27 @@ impl Mp4Writer {
             // The session delivers a keyframe first, so this only happens for a keyframe
             // without SPS/PPS; the next one will start the file.
             Err(MuxError::NotStarted) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Append a PCMU packet at its place on the session's timeline.
+    pub fn write_audio(&mut self, packet: &AudioPacket) -> Result<(), RecordError> {
+        if packet.packet.payload.is_empty() {
+            return Ok(());
+        }
+        // Audio media time is whole 8 kHz samples: 125 µs each.
+        let pushed = self.muxer.push_audio(&xprotect_mp4::AudioFrame {
+            media_time_samples: packet.time.media_us.div_euclid(125),
+            wall_clock: WallClock::from_system_time(packet.time.wall_clock.into()),
+            payload: &packet.packet.payload,
+        });
+        match pushed {
+            Ok(bytes) => self.append(&bytes),
+            // Before the first video keyframe starts the file: that audio has no picture.
+            Err(MuxError::NotStarted) => Ok(()),
+            // A duplicated or reordered packet: drop it rather than end the recording.
+            Err(MuxError::NonMonotonicTime { .. }) => Ok(()),
             Err(error) => Err(error.into()),
         }
     }

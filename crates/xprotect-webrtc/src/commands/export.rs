@@ -31,6 +31,9 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
         from: None,
         speed: None,
         skip_gaps: false,
+        // Exports are video only (they play at speeds other than 1, where there is no audio).
+        audio: false,
+        no_audio: true,
     };
     let options = settings::session_options(&stream, device)?;
     let mut plan = ExportPlan::new(args.from, args.to, OutputTarget::parse(&args.output));

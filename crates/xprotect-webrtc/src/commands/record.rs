@@ -38,10 +38,17 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         .context("login failed")?;
     let device = settings::resolve_camera(&gateway, &tokens, &args.stream.camera).await?;
     let options = settings::session_options(&args.stream, device)?;
+    // A microphone's session is audio only: its MP4 has just the audio track.
+    let microphone = settings::is_microphone(&gateway, &tokens, device).await;
     let plan = RecordPlan {
         duration: args.duration,
         until: args.to,
-        video: Some(VideoWriter::create(&target, format)?),
+        video: Some(VideoWriter::create_with_tracks(
+            &target,
+            format,
+            !microphone,
+            microphone || options.params.include_audio,
+        )?),
         frame_log: frame_target
             .map(|t| t.open().map(FrameLog::new))
             .transpose()?,
