@@ -190,6 +190,13 @@ impl AppState {
             Transport::Ws => "streamID",
         };
         self.check_device(params.device)?;
+        // Before 2025 R2 a session's device is a camera: a microphone's id is no camera to it.
+        if !self.release().audio() && self.inner.catalog.microphone(params.device.0).is_some() {
+            return Err(EmuError::NotFound(format!(
+                "no camera {} (microphones are session devices from XProtect 2025R2 on)",
+                params.device
+            )));
+        }
         self.check_stream(params.device, params.stream, stream_field)?;
         let id = SessionId(self.new_uuid());
         let offer = self

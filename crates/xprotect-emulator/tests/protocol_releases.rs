@@ -256,3 +256,24 @@ async fn the_journal_starts_with_the_release() {
     assert_eq!(first["playback"], true);
     assert_eq!(first["audio"], false);
 }
+
+/// A microphone is a session device only from 2025R2; older gateways know cameras alone.
+#[tokio::test]
+async fn a_microphone_is_a_device_only_from_2025r2() {
+    let microphone = xprotect_emulator::devices::FRONT_DOOR_MICROPHONE.to_string();
+    let body = json!({"cameraId": microphone, "deviceId": microphone}).to_string();
+    for release in [Release::R2024R2, Release::R2025R1] {
+        let (app, _state) = app_with(config_for(release)).await;
+        let token = token(&app).await;
+        let reply = post_json(&app, SESSION_PATH, &token, &body).await;
+        assert_error(&reply, StatusCode::NOT_FOUND, None);
+    }
+    let (app, state) = app_with(config_for(Release::R2025R2)).await;
+    let mut journal = state.journal().subscribe();
+    let token = token(&app).await;
+    let reply = post_json(&app, SESSION_PATH, &token, &body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let (mode, _, _, include_audio) = session_created(&mut journal).await;
+    assert_eq!(mode, "live");
+    assert!(include_audio);
+}
