@@ -17,6 +17,9 @@
 //   --grab-frames N         N times, in one animation frame: draw the <video> to a canvas and
 //                           read the page's displayed frame time; report both (`grabs`, RGBA in
 //                           base64) so the caller can decode the time drawn into the picture.
+//   --audio-only            the device is a microphone: the <video> element plays an audio-only
+//                           stream (no picture), so "played" means its clock advances with one
+//                           audio track and no video track (`audio_only`).
 //   --expect-failure TEXT   the page must NOT play and must show (log, console or an HTTP error
 //                           body it received) every TEXT given; reports `failure`.
 //
@@ -89,6 +92,7 @@ function parseOptions() {
         speed: { type: 'string' },
         'skip-gaps': { type: 'boolean', default: false },
         'no-audio': { type: 'boolean', default: false },
+        'audio-only': { type: 'boolean', default: false },
         'until-frame-time': { type: 'string' },
         'wait-console': { type: 'string' },
         'grab-frames': { type: 'string' },
@@ -115,6 +119,7 @@ function parseOptions() {
   const playbackFields = values.stream || values['playback-time'] || values.speed || values['skip-gaps'];
   if (playbackFields && release < PLAYBACK_SINCE) usage(`release ${release} has no stream or playback fields`);
   if (values['no-audio'] && release < AUDIO_SINCE) usage(`release ${release} has no includeAudio checkbox`);
+  if (values['audio-only'] && release < AUDIO_SINCE) usage(`release ${release} has no microphone devices`);
   if (values['until-frame-time'] && Number.isNaN(Date.parse(values['until-frame-time']))) {
     usage('--until-frame-time must be an ISO 8601 time');
   }
@@ -264,6 +269,33 @@ async function grabFrames(page, count, intervalMs) {
   );
 }
 
+/** A microphone session: the <video> element's clock advances on an audio-only stream. */
+async function playAudioOnly(page, clickedAt, remaining, result) {
+  const playingAt = await pageTimeWhen(
+    page,
+    () => {
+      const video = document.querySelector('#videoCtl');
+      return video.srcObject && video.currentTime > 0.5 && !video.paused ? performance.now() : false;
+    },
+    undefined,
+    remaining(),
+  );
+  result.audio_only = await page.evaluate(() => {
+    const video = document.querySelector('#videoCtl');
+    return {
+      audio_tracks: video.srcObject.getAudioTracks().length,
+      video_tracks: video.srcObject.getVideoTracks().length,
+      receiver_kinds: peerConnection.getReceivers().map((r) => r.track.kind),
+      current_time_s: video.currentTime,
+      label: document.getElementById('frameTimeLabel')?.innerText ?? null,
+      page_now_ms: Date.now(),
+    };
+  });
+  result.frame_time_label = result.audio_only.label;
+  result.time_to_playing_ms = Math.round(playingAt - clickedAt);
+  result.ok = result.audio_only.audio_tracks === 1 && result.audio_only.video_tracks === 0 && result.errors.length === 0;
+}
+
 /** Plays until the page logs `text`, then proves the <video> keeps advancing. */
 async function playUntilConsole(page, consoleSeen, text, remaining) {
   const started = Date.now();
@@ -374,6 +406,10 @@ async function run(options, result) {
       return;
     }
 
+    if (options['audio-only']) {
+      await playAudioOnly(page, clickedAt, remaining, result);
+      return;
+    }
     const firstFrameAt = await pageTimeWhen(
       page,
       () => {

@@ -17,7 +17,7 @@
 //!
 //! Every case launches its own Chromium (nextest runs each test in its own process, so a browser
 //! cannot be shared across cases); launching and closing one costs about 0.45 s of the 2–3 s a
-//! live case takes, about 10 s of the 21 cases' 75 test-seconds.
+//! live case takes, about 10 s of the 22 cases' 75 test-seconds.
 //!
 //! Needs `node`, `npm ci --prefix browser` and `apt-get install chromium`; the test fails (never
 //! skips) without them. The sample is read from `../shared/reference/milestone-webrtc-sample`
@@ -94,6 +94,9 @@ struct PageRun {
     /// Canvas grabs of the <video> with the frame time shown at that moment (`--grab-frames`).
     #[serde(default)]
     grabs: Option<Vec<Grab>>,
+    /// A microphone session's playing element (`--audio-only`).
+    #[serde(default)]
+    audio_only: Option<AudioOnly>,
     /// What an expected failure showed (`--expect-failure`).
     #[serde(default)]
     failure: Option<FailureSeen>,
@@ -139,6 +142,16 @@ impl std::fmt::Debug for Grab {
             .field("rgba_base64_chars", &self.rgba_base64.len())
             .finish()
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct AudioOnly {
+    audio_tracks: usize,
+    video_tracks: usize,
+    receiver_kinds: Vec<String>,
+    current_time_s: f64,
+    label: Option<String>,
+    page_now_ms: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1128,4 +1141,74 @@ async fn shown_frame_time_is_the_drawn_time_live_2025r2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shown_frame_time_is_the_drawn_time_playback_2025r2() {
     frame_time_case(Some("2025-01-15T12:01:00Z")).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A microphone as the device (2025 R2).
+
+/// The 2025 R2 page with Front Door's microphone as its device: an audio-only session whose
+/// clock advances in the <video> element, and whose frame time (the page divides the audio RTP
+/// timestamp by 8) is the live time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn microphone_device_plays_audio_only_2025r2() {
+    let emulator = start_emulator("2025R2").await;
+    let mut journal = JournalWatch::new(&emulator);
+    let microphone = xprotect_emulator::devices::FRONT_DOOR_MICROPHONE.to_string();
+    // The driver's last --camera wins: the page's DeviceId field gets the microphone.
+    let run = run_page(
+        &emulator,
+        "2025R2",
+        Signaling::Rest,
+        &["--camera", &microphone, "--audio-only"],
+        DRIVER_TIMEOUT,
+    )
+    .await;
+    assert!(run.ok, "the microphone session did not play: {run:#?}");
+    let audio = run
+        .audio_only
+        .as_ref()
+        .expect("the driver reports the audio session");
+    assert_eq!(
+        (audio.audio_tracks, audio.video_tracks),
+        (1, 0),
+        "{audio:?}"
+    );
+    assert!(
+        audio.receiver_kinds.iter().all(|kind| kind == "audio"),
+        "{audio:?}"
+    );
+    assert!(audio.current_time_s > 0.5, "{audio:?}");
+    let label = audio.label.as_deref().expect("a frame-time label");
+    let year = time::OffsetDateTime::from_unix_timestamp(audio.page_now_ms.div_euclid(1000))
+        .expect("now is in range")
+        .year();
+    let shown = label_unix_ms(label, year)
+        .unwrap_or_else(|| panic!("the page shows an unreadable time {label:?}"));
+    // Live audio time: the page's start reference plus RTP/8, a few seconds at most from now.
+    assert!(
+        (shown - audio.page_now_ms).abs() < 5_000,
+        "the audio time shown ({label}) is not the live time: {audio:?}"
+    );
+    let created = journal
+        .wait_for("session_created", |event| {
+            matches!(event, JournalEvent::SessionCreated { .. })
+        })
+        .await;
+    let JournalEvent::SessionCreated {
+        session,
+        device,
+        include_audio,
+        ..
+    } = created
+    else {
+        unreachable!("matched above")
+    };
+    assert_eq!(device.to_ascii_lowercase(), microphone.to_ascii_lowercase());
+    assert!(include_audio);
+    journal
+        .wait_for("first_audio_sent", |event| {
+            matches!(event, JournalEvent::FirstAudioSent { session: s, .. } if *s == session)
+        })
+        .await;
+    emulator.shutdown().await;
 }
