@@ -1,35 +1,55 @@
-//! Exporting a recorded range to MP4, as fast as the gateway sends every frame of it.
+//! Exporting a recorded range to MP4, as fast as the gateway sends every frame.
 //!
 //! ```text
 //!  export(plan) ─► probe session, speed 1: the frame interval, and is there recording in range?
-//!              ─► export session, skipGaps, speed ≤ 32: its first frames are checked; if the
-//!                 gateway drops frames at that speed, close it and start again slower (speed)
-//!              ─► frames before `to` ─► MediaTimeline (gaps kept, or closed) ─► Mp4Writer
+//!              ─► [from, to) cut into N chunks (stitch), one skipGaps session each, all at once:
+//!                 chunk 0 checks its first frames at speed ≤ 32; if the gateway drops frames,
+//!                 it starts again slower (speed); the others start at the speed it found, and
+//!                 check theirs the same way
+//!              ─► chunk frames ─► stitcher: chunk k's frames before chunk k+1's first keyframe,
+//!                 in chunk order (later chunks wait in a ChunkBuffer: memory, then spill file)
+//!              ─► MediaTimeline over the stitched frames (gaps kept, or closed) ─► Mp4Writer
 //!  stops at: the first frame at/after `to` (not written) │ no frame for `end_wait` (the
 //!            recordings ended) │ cancel │ the reader of stdout went away
 //! ```
+//!
+//! A gateway paces each playback session (our emulator sends at most 60 frames/s), but runs many
+//! at once: N sessions export about N times faster. With `parallel = 1` there is one chunk and
+//! one session, the sequential export. The stitching rule (module `stitch`) makes the file the
+//! same frame sequence whatever N is, so gaps are counted over the stitched sequence exactly as
+//! a single session would have them. The file is written in order only, one fragment per GOP:
+//! a killed export leaves a valid file that lacks at most its last fragment.
 //!
 //! Frame times are recording times (PROTOCOL.md §4.2). In the file, media time is recording time
 //! minus the first frame's, so gaps stay gaps unless [`ExportPlan::close_gaps`] is set; either
 //! way each fragment's `prft` carries the true recording time of its first frame.
 
+mod buffer;
+mod chunk;
+mod playback;
 mod speed;
+mod stitch;
 mod timeline;
 
+pub use buffer::MEMORY_BUDGET;
 pub use timeline::Gap;
 
 use crate::gateway::Gateway;
 use crate::login::TokenSource;
 use crate::record::{Mp4Writer, OutputTarget, RecordError};
-use crate::session::{Session, SessionError, SessionEvent, SessionOptions, VideoFrame};
-use speed::SpeedCheck;
+use crate::session::{SessionError, SessionOptions, VideoFrame};
+use buffer::{Budget, ChunkBuffer};
+use chunk::{ChunkEvent, ChunkTask, SpeedSource};
+use playback::{Next, PlaybackStream};
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
+use stitch::First;
 use time::OffsetDateTime;
 use timeline::MediaTimeline;
+use tokio::sync::{mpsc, watch};
 use xprotect_proto::clock::format_rfc3339_millis;
-use xprotect_proto::wire::Playback;
 
 /// The fastest playback the protocol allows (PROTOCOL.md §4.3).
 pub const MAX_SPEED: f64 = 32.0;
@@ -39,8 +59,10 @@ const PROBE_FRAMES: usize = 5;
 const CHECK_FRAMES: usize = 5;
 /// Sessions at ever lower speeds before giving up on a gateway that keeps dropping frames.
 const MAX_EXPORT_SESSIONS: u32 = 4;
-/// How long a closed session may take to end before we move on (the gateway frees it then).
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Concurrent playback sessions of an export unless told otherwise.
+pub const DEFAULT_PARALLEL: usize = 6;
+/// The most concurrent sessions one export opens.
+pub const MAX_PARALLEL: usize = 32;
 /// Warnings kept in the report; the rest are only logged.
 const MAX_WARNINGS: usize = 100;
 
@@ -63,10 +85,15 @@ pub struct ExportPlan {
     /// After this long without a frame (once media is connected) the recordings count as
     /// ended. Far longer than a gateway needs to jump a gap with skipGaps.
     pub end_wait: Duration,
+    /// Concurrent playback sessions, each playing one chunk of the range,
+    /// `1 ≤ parallel ≤ MAX_PARALLEL`; 1 plays the range in one session. Fewer are used for
+    /// short ranges (no chunk is shorter than 2 s).
+    pub parallel: usize,
 }
 
 impl ExportPlan {
-    /// Defaults: speed 32, gaps kept, 5 s of silence means the recordings ended.
+    /// Defaults: speed 32, gaps kept, 5 s of silence means the recordings ended,
+    /// [`DEFAULT_PARALLEL`] sessions.
     pub fn new(from: OffsetDateTime, to: OffsetDateTime, output: OutputTarget) -> Self {
         Self {
             from,
@@ -75,6 +102,7 @@ impl ExportPlan {
             close_gaps: false,
             max_speed: MAX_SPEED,
             end_wait: Duration::from_secs(5),
+            parallel: DEFAULT_PARALLEL,
         }
     }
 
@@ -87,6 +115,9 @@ impl ExportPlan {
         }
         if !(self.max_speed.is_finite() && self.max_speed > 0.0 && self.max_speed <= MAX_SPEED) {
             return Err(ExportError::InvalidSpeed(self.max_speed));
+        }
+        if !(1..=MAX_PARALLEL).contains(&self.parallel) {
+            return Err(ExportError::InvalidParallel(self.parallel));
         }
         Ok(())
     }
@@ -161,14 +192,19 @@ pub struct ExportReport {
     pub frame_interval: Option<Duration>,
     /// Gaps between the frames written, in order.
     pub gaps: Vec<Gap>,
-    /// The speed of the session that was written.
+    /// The playback speed of the sessions that were written (the slowest, if chunks differed).
     pub speed: f64,
     /// Set if the gateway dropped frames at a faster speed (the first one that did).
     pub speed_limit: Option<SpeedLimit>,
-    /// Sessions opened: the probe, and one per speed tried.
+    /// Sessions opened: the probe, and one per chunk and speed tried.
     pub sessions: u32,
+    /// Chunks the range was played in, one session each at a time.
+    pub chunks: u32,
+    /// Chunks that waited for their turn in a spill file (memory budget exceeded).
+    pub spilled_chunks: u32,
     /// Frames received but not written: repeats of a time already written, frames before
-    /// `from`, or before the first keyframe.
+    /// `from`, or before a chunk's first keyframe. Frames of a chunk past its end (where the
+    /// next chunk took over) are not counted.
     pub skipped_frames: u64,
     /// From the caller's start to the end (file finished).
     pub wall_time: Duration,
@@ -193,6 +229,8 @@ impl ExportReport {
             speed: plan.max_speed,
             speed_limit: None,
             sessions: 0,
+            chunks: 0,
+            spilled_chunks: 0,
             skipped_frames: 0,
             wall_time: Duration::ZERO,
             warnings: Vec::new(),
@@ -243,6 +281,9 @@ pub enum ExportError {
     /// The speed is outside `0 < speed ≤ 32`.
     #[error("speed {0} is outside 0 < speed ≤ 32")]
     InvalidSpeed(f64),
+    /// The number of sessions is outside `1 ≤ parallel ≤ MAX_PARALLEL`.
+    #[error("parallel {0} is outside 1 to {MAX_PARALLEL}")]
+    InvalidParallel(usize),
     /// The gateway has no recording in the range.
     #[error("{}", describe_no_recording(*from, *to, *next))]
     NoRecording {
@@ -303,15 +344,11 @@ pub async fn export(
     let mut exporter = Exporter {
         report: ExportReport::new(&plan),
         timeline: MediaTimeline::new(plan.close_gaps, None),
-        gateway,
-        tokens,
-        options,
         plan,
         writer: None,
         progress,
-        cancel,
     };
-    let mut outcome = exporter.run().await;
+    let mut outcome = exporter.run(gateway, tokens, &options, cancel).await;
     let Exporter {
         mut report, writer, ..
     } = exporter;
@@ -335,99 +372,102 @@ struct Probe {
     interval: Option<Duration>,
 }
 
-struct Exporter<'t, P, C> {
-    gateway: Gateway,
-    tokens: &'t TokenSource,
-    options: SessionOptions,
+struct Exporter<P> {
     plan: ExportPlan,
     report: ExportReport,
     timeline: MediaTimeline,
     writer: Option<Mp4Writer>,
     progress: P,
-    cancel: Pin<&'t mut C>,
 }
 
-impl<P, C> Exporter<'_, P, C>
+impl<P> Exporter<P>
 where
     P: FnMut(&ExportProgress),
-    C: Future<Output = ()>,
 {
-    async fn run(&mut self) -> Result<ExportEnd, ExportError> {
+    async fn run<C: Future<Output = ()>>(
+        &mut self,
+        gateway: Gateway,
+        tokens: &TokenSource,
+        options: &SessionOptions,
+        mut cancel: Pin<&mut C>,
+    ) -> Result<ExportEnd, ExportError> {
         self.plan.validate()?;
-        let Some(probe) = self.probe().await? else {
+        let Some(probe) = self
+            .probe(gateway.clone(), tokens, options, cancel.as_mut())
+            .await?
+        else {
             return Ok(ExportEnd::Cancelled);
         };
         self.report.frame_interval = probe.interval;
         self.timeline = MediaTimeline::new(self.plan.close_gaps, probe.interval);
 
-        let mut speed = self.plan.max_speed;
-        for attempt in 1..=MAX_EXPORT_SESSIONS {
-            self.report.sessions += 1;
-            self.report.speed = speed;
-            let mut playback = self.start(speed);
-            let mut checked = Vec::with_capacity(CHECK_FRAMES);
-            let end = loop {
-                match playback.next(self.cancel.as_mut(), &mut self.report).await {
-                    Ok(Next::Frame(frame)) if frame.time.wall_clock >= self.plan.to => {
-                        self.report.first_after = Some(frame.time.wall_clock);
-                        break Some(ExportEnd::ReachedTo);
-                    }
-                    Ok(Next::Frame(frame)) => {
-                        checked.push(frame);
-                        if checked.len() == CHECK_FRAMES {
-                            break None;
-                        }
-                    }
-                    Ok(Next::Quiet) => break Some(ExportEnd::RecordingsEnded),
-                    Ok(Next::Cancelled) => break Some(ExportEnd::Cancelled),
-                    Err(error) => {
-                        playback.close().await;
-                        return Err(error.into());
-                    }
-                }
+        let starts = stitch::chunk_starts(self.plan.from, self.plan.to, self.plan.parallel);
+        self.report.chunks = u32::try_from(starts.len()).unwrap_or(u32::MAX);
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (speed_tx, speed_rx) = watch::channel(None);
+        let mut speed_tx = Some(speed_tx);
+        let mut end_bounds = Vec::with_capacity(starts.len());
+        let mut tasks = Vec::with_capacity(starts.len());
+        for (index, &start) in starts.iter().enumerate() {
+            let (bound_tx, bound_rx) = watch::channel(self.plan.to);
+            end_bounds.push(bound_tx);
+            let source = match speed_tx.take() {
+                Some(found) => SpeedSource::Find {
+                    max: self.plan.max_speed,
+                    found,
+                },
+                None => SpeedSource::Wait(speed_rx.clone()),
             };
-            let mut times: Vec<OffsetDateTime> =
-                checked.iter().map(|f| f.time.wall_clock).collect();
-            times.extend(self.report.first_after);
-            if let (SpeedCheck::Dropping { step }, Some(interval)) =
-                (speed::check(probe.interval, &times), probe.interval)
-            {
-                playback.close().await;
-                if end == Some(ExportEnd::Cancelled) {
-                    return Ok(ExportEnd::Cancelled);
-                }
-                let slower = speed::slower_speed(speed, interval, step);
-                if attempt == MAX_EXPORT_SESSIONS || slower >= speed {
-                    return Err(ExportError::StillDropping {
-                        speed,
-                        sessions: attempt,
-                    });
-                }
-                tracing::debug!(speed, slower, ?step, ?interval, "the gateway drops frames");
-                self.report.speed_limit.get_or_insert(SpeedLimit {
-                    dropped_at: speed,
-                    step,
-                    interval,
-                });
-                self.report.first_after = None;
-                speed = slower;
-                continue;
-            }
-            let result = self.write_session(&mut playback, checked, end).await;
-            playback.close().await;
-            return result;
+            let task = ChunkTask {
+                index,
+                start,
+                to: self.plan.to,
+                gateway: gateway.clone(),
+                tokens,
+                options,
+                interval: probe.interval,
+                end_wait: self.plan.end_wait,
+                events: events_tx.clone(),
+                end_bound: bound_rx,
+                stop: stop_rx.clone(),
+            };
+            tasks.push(task.run(source));
         }
-        unreachable!("the last attempt returns")
+        drop(events_tx);
+        let stitching = async {
+            let result = self.stitch(events, &end_bounds, cancel).await;
+            // Every session still playing is closed (they wait for this) before we return.
+            stop_tx.send_replace(true);
+            result
+        };
+        let (_, result) = tokio::join!(futures_util::future::join_all(tasks), stitching);
+        result
     }
 
     /// Plays the first few frames at speed 1: the frame interval, and whether the range has
     /// any recording at all. `None` if cancelled.
-    async fn probe(&mut self) -> Result<Option<Probe>, ExportError> {
+    async fn probe<C: Future<Output = ()>>(
+        &mut self,
+        gateway: Gateway,
+        tokens: &TokenSource,
+        options: &SessionOptions,
+        mut cancel: Pin<&mut C>,
+    ) -> Result<Option<Probe>, ExportError> {
         self.report.sessions += 1;
-        let mut playback = self.start(1.0);
+        let mut playback = PlaybackStream::start(
+            gateway,
+            tokens,
+            options,
+            self.plan.from,
+            1.0,
+            self.plan.end_wait,
+        );
         let mut times = Vec::with_capacity(PROBE_FRAMES);
+        let report = &mut self.report;
+        let mut warn = |warning| report.warn(warning);
         while times.len() < PROBE_FRAMES {
-            match playback.next(self.cancel.as_mut(), &mut self.report).await {
+            match playback.next(cancel.as_mut(), &mut warn).await {
                 Ok(Next::Frame(frame)) => times.push(frame.time.wall_clock),
                 Ok(Next::Quiet) => break,
                 Ok(Next::Cancelled) => {
@@ -455,54 +495,133 @@ where
         }
     }
 
-    fn start(&self, speed: f64) -> PlaybackStream {
-        let mut options = self.options.clone();
-        options.params.playback = Some(Playback {
-            start: self.plan.from,
-            // Gaps cost no time this way; the file keeps them (or not) from the frame times.
-            skip_gaps: true,
-            speed,
-        });
-        PlaybackStream {
-            session: Session::start(self.gateway.clone(), self.tokens, options),
-            end_wait: self.plan.end_wait,
-            connected: false,
-            last_activity: tokio::time::Instant::now(),
-        }
-    }
-
-    /// Writes the checked frames, then the rest of the session until the range ends.
-    async fn write_session(
+    /// Writes the chunks' frames in chunk order as they come: the active chunk's frames go
+    /// straight to the file once its end is certain (every later chunk has sent its first
+    /// frame, or ended without one: at most a second or so after the start), later chunks'
+    /// frames wait in their buffers until every chunk before them is complete.
+    async fn stitch<C: Future<Output = ()>>(
         &mut self,
-        playback: &mut PlaybackStream,
-        checked: Vec<VideoFrame>,
-        end: Option<ExportEnd>,
+        mut events: mpsc::UnboundedReceiver<ChunkEvent>,
+        end_bounds: &[watch::Sender<OffsetDateTime>],
+        mut cancel: Pin<&mut C>,
     ) -> Result<ExportEnd, ExportError> {
-        for frame in checked {
-            if !self.write(frame)? {
-                return Ok(ExportEnd::OutputClosed);
-            }
-        }
-        if let Some(end) = end {
-            return Ok(end);
-        }
+        let to = self.plan.to;
+        let chunks = end_bounds.len();
+        let mut first = vec![First::Unknown; chunks];
+        let mut ended = vec![false; chunks];
+        let (spill_dir, spill_stem) = spill_place(&self.plan.output);
+        let mut buffers: Vec<ChunkBuffer> = (0..chunks)
+            .map(|k| {
+                let name = format!("{spill_stem}.chunk{k}.{}.spill", std::process::id());
+                ChunkBuffer::new(spill_dir.clone(), name)
+            })
+            .collect();
+        let mut budget = Budget::new(MEMORY_BUDGET);
+        let mut playing_speed: Option<f64> = None;
+        let mut active = 0;
         loop {
-            match playback
-                .next(self.cancel.as_mut(), &mut self.report)
-                .await?
-            {
-                Next::Frame(frame) if frame.time.wall_clock >= self.plan.to => {
-                    self.report.first_after = Some(frame.time.wall_clock);
-                    return Ok(ExportEnd::ReachedTo);
+            // Write whatever the active chunk has, moving on as chunks complete.
+            while let Some(buffer) = buffers.get_mut(active) {
+                let Some(end) = stitch::chunk_ends(&first, to)
+                    .get(active)
+                    .copied()
+                    .flatten()
+                else {
+                    break;
+                };
+                let frame = buffer
+                    .pop(&mut budget)
+                    .map_err(|error| ExportError::Output(error.into()))?;
+                match frame {
+                    Some(frame) if frame.time.wall_clock >= end => {
+                        tracing::debug!(
+                            chunk = active,
+                            end = %format_rfc3339_millis(end),
+                            "chunk complete"
+                        );
+                        if frame.time.wall_clock >= to {
+                            self.report.first_after.get_or_insert(frame.time.wall_clock);
+                        }
+                        buffer.discard(&mut budget);
+                        active += 1;
+                    }
+                    Some(frame) => {
+                        if !self.write(frame)? {
+                            return Ok(ExportEnd::OutputClosed);
+                        }
+                    }
+                    None if ended.get(active).copied().unwrap_or(true) => {
+                        tracing::debug!(chunk = active, "chunk complete: its session ended");
+                        buffer.discard(&mut budget);
+                        active += 1;
+                    }
+                    None => break,
                 }
-                Next::Frame(frame) => {
-                    if !self.write(frame)? {
-                        return Ok(ExportEnd::OutputClosed);
+            }
+            if active >= chunks {
+                return Ok(match self.report.first_after {
+                    Some(_) => ExportEnd::ReachedTo,
+                    None => ExportEnd::RecordingsEnded,
+                });
+            }
+            let event = tokio::select! {
+                event = events.recv() => event,
+                () = cancel.as_mut() => return Ok(ExportEnd::Cancelled),
+            };
+            // Every chunk ends with `Ended`, so the channel closes only after all have ended.
+            let Some(event) = event else {
+                return Ok(ExportEnd::RecordingsEnded);
+            };
+            match event {
+                ChunkEvent::Frame { chunk, frame } => {
+                    if first.get(chunk) == Some(&First::Unknown) {
+                        first[chunk] = First::At(frame.time.wall_clock.min(to));
+                        publish_end_bounds(&first, end_bounds, to);
+                    }
+                    if chunk < active {
+                        continue;
+                    }
+                    if let Some(buffer) = buffers.get_mut(chunk) {
+                        buffer
+                            .push(frame, &mut budget)
+                            .map_err(|error| ExportError::Output(error.into()))?;
+                        if buffer.spilled() && chunk > active {
+                            tracing::debug!(chunk, "the memory budget is used up: spilling");
+                        }
                     }
                 }
-                Next::Quiet => return Ok(ExportEnd::RecordingsEnded),
-                Next::Cancelled => return Ok(ExportEnd::Cancelled),
+                ChunkEvent::Ended { chunk, result } => {
+                    match result {
+                        Ok(end) => tracing::debug!(chunk, ?end, "chunk session ended"),
+                        // A chunk already in the file has nothing more to give.
+                        Err(error) if chunk < active => {
+                            self.report
+                                .warn(format!("chunk {chunk} after its end: {error}"));
+                        }
+                        Err(error) => return Err(error),
+                    }
+                    if let Some(done) = ended.get_mut(chunk) {
+                        *done = true;
+                    }
+                    if first.get(chunk) == Some(&First::Unknown) {
+                        first[chunk] = First::None;
+                        publish_end_bounds(&first, end_bounds, to);
+                    }
+                }
+                ChunkEvent::SessionOpened => self.report.sessions += 1,
+                ChunkEvent::SpeedLimited(limit) => {
+                    self.report.speed_limit.get_or_insert(limit);
+                }
+                ChunkEvent::Playing { speed } => {
+                    let slowest = playing_speed.map_or(speed, |s| s.min(speed));
+                    playing_speed = Some(slowest);
+                    self.report.speed = slowest;
+                }
+                ChunkEvent::Skipped => self.report.skipped_frames += 1,
+                ChunkEvent::Warning(warning) => self.report.warn(warning),
             }
+            self.report.spilled_chunks =
+                u32::try_from(buffers.iter().filter(|b| b.spilled()).count()).unwrap_or(u32::MAX);
         }
     }
 
@@ -526,6 +645,7 @@ where
                 ));
             }
         }
+        tracing::trace!(time = %format_rfc3339_millis(time), media_ms = placement.media_ms, keyframe, "write");
         frame.time.media_ms = placement.media_ms;
         frame.time.media_us = placement.media_ms.saturating_mul(1000);
         let writer = match &mut self.writer {
@@ -556,73 +676,38 @@ where
     }
 }
 
-/// One playback session as a stream of frames, with "nothing for `end_wait`" as its end.
-struct PlaybackStream {
-    session: Session,
-    end_wait: Duration,
-    connected: bool,
-    last_activity: tokio::time::Instant,
+/// Tells every chunk the latest bound of its end.
+fn publish_end_bounds(
+    first: &[First],
+    end_bounds: &[watch::Sender<OffsetDateTime>],
+    to: OffsetDateTime,
+) {
+    for (k, bound) in end_bounds.iter().enumerate() {
+        let value = stitch::chunk_end_bound(first, k, to);
+        bound.send_if_modified(|current| {
+            let changed = *current != value;
+            *current = value;
+            changed
+        });
+    }
 }
 
-enum Next {
-    Frame(VideoFrame),
-    /// Connected, but no frame for `end_wait`: the gateway has nothing more to send.
-    Quiet,
-    Cancelled,
-}
-
-impl PlaybackStream {
-    async fn next<C: Future<Output = ()>>(
-        &mut self,
-        mut cancel: Pin<&mut C>,
-        report: &mut ExportReport,
-    ) -> Result<Next, SessionError> {
-        loop {
-            // Before media is connected the session's own first-frame timeout applies.
-            let quiet_at = self.connected.then(|| self.last_activity + self.end_wait);
-            let event = tokio::select! {
-                event = self.session.next_event() => event,
-                () = cancel.as_mut() => return Ok(Next::Cancelled),
-                () = sleep_until(quiet_at) => return Ok(Next::Quiet),
-            };
-            match event {
-                Some(SessionEvent::Video(frame)) => {
-                    self.last_activity = tokio::time::Instant::now();
-                    return Ok(Next::Frame(frame));
-                }
-                Some(SessionEvent::Connected) => {
-                    self.connected = true;
-                    self.last_activity = tokio::time::Instant::now();
-                }
-                Some(SessionEvent::Warning(warning)) => report.warn(warning),
-                Some(SessionEvent::Ended(Err(error))) => return Err(error),
-                // Only after our own close.
-                Some(SessionEvent::Ended(Ok(()))) | None => return Ok(Next::Quiet),
-                Some(
-                    SessionEvent::Created(_) | SessionEvent::CommandsReady | SessionEvent::Audio(_),
-                ) => {}
-            }
+/// Where spill files go: next to the output file (same disk, same permissions, and the user
+/// sees them if the export is killed), or the temp directory for stdout; and the stem of their
+/// names.
+fn spill_place(output: &OutputTarget) -> (PathBuf, String) {
+    match output {
+        OutputTarget::File(path) => {
+            let dir = path
+                .parent()
+                .filter(|dir| !dir.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), PathBuf::from);
+            let name = path.file_name().map_or_else(
+                || "export".into(),
+                |name| name.to_string_lossy().into_owned(),
+            );
+            (dir, format!(".{name}"))
         }
-    }
-
-    /// Closes the session and waits (bounded) until it has ended, so that the gateway has let
-    /// go of it before the next one starts.
-    async fn close(mut self) {
-        self.session.close().await;
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-            while let Some(event) = self.session.next_event().await {
-                if matches!(event, SessionEvent::Ended(_)) {
-                    return;
-                }
-            }
-        })
-        .await;
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
+        OutputTarget::Stdout => (std::env::temp_dir(), "xprotect-export".into()),
     }
 }

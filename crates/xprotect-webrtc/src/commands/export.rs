@@ -40,6 +40,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
     plan.close_gaps = args.close_gaps;
     plan.max_speed = args.speed;
     plan.end_wait = args.end_wait;
+    plan.parallel = usize::from(args.parallel);
 
     let mut progress = Progress::new(std::io::stderr().is_terminal());
     let (report, outcome) = export::export(
@@ -170,12 +171,20 @@ fn print_summary(report: &ExportReport, end: ExportEnd, output: &str, close_gaps
         None => eprintln!("speed: {}", report.speed),
     }
     eprintln!(
-        "wall time: {:.1} s for {:.1} s of recording ({:.1}× real time, {} sessions)",
+        "wall time: {:.1} s for {:.1} s of recording ({:.1}× real time, {} chunks, {} sessions)",
         report.wall_time.as_secs_f64(),
         report.recorded_span().as_secs_f64(),
         report.realtime_ratio(),
+        report.chunks,
         report.sessions
     );
+    if report.spilled_chunks > 0 {
+        eprintln!(
+            "buffering: {} chunks waited in spill files next to the output (over {} MiB in memory)",
+            report.spilled_chunks,
+            export::MEMORY_BUDGET / (1024 * 1024)
+        );
+    }
     match end {
         ExportEnd::ReachedTo => eprintln!("complete: reached the end of the range"),
         ExportEnd::RecordingsEnded => {
