@@ -87,7 +87,11 @@ pub enum Command {
         at or after --to (not written), or when no frame comes for --end-wait (the recordings \
         ended). The file's timestamps are recording times: gaps stay in the timeline (a player \
         shows a frozen frame) unless --close-gaps; each fragment's prft keeps the true recording \
-        time either way, so `xprotect-webrtc frames FILE` prints recording times.",
+        time either way, so `xprotect-webrtc frames FILE` prints recording times.\n\n\
+        The range is cut into --parallel chunks played by as many concurrent sessions (a gateway \
+        paces each session, not their sum) and stitched in order: each chunk ends where the next \
+        chunk's first keyframe begins, so the file holds every frame once. Chunks waiting for \
+        their turn are held in memory (64 MiB in all), then in spill files next to the output.",
         after_long_help = "EXAMPLES:\n    \
         xprotect-webrtc export --gateway https://vms/api --user u --password-stdin \\\n        \
         --camera 'Front Door' --from 2025-01-15T12:04:50Z --to 2025-01-15T12:05:20Z -o clip.mp4\n    \
@@ -310,6 +314,12 @@ pub struct ExportArgs {
     /// No frame for this long means the recordings ended before --to.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s", help_heading = "RANGE")]
     pub end_wait: Duration,
+
+    /// Concurrent playback sessions, each playing one chunk of the range (1: one session).
+    #[arg(long, value_name = "N", default_value_t = xprotect_client::export::DEFAULT_PARALLEL as u16,
+          value_parser = clap::value_parser!(u16).range(1..=xprotect_client::export::MAX_PARALLEL as i64),
+          help_heading = "RANGE")]
+    pub parallel: u16,
 
     /// Output MP4 file, or - for stdout.
     #[arg(long, short = 'o', value_name = "PATH", help_heading = "OUTPUT")]
