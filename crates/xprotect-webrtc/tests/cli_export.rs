@@ -311,3 +311,149 @@ async fn bad_ranges_fail_clearly_and_leave_no_file() {
     }
     emulator.shutdown().await;
 }
+
+/// What one export produced, for comparing two of them.
+struct Exported {
+    frames: Vec<FileFrame>,
+    sei: Vec<i64>,
+    stderr: String,
+}
+
+/// Exports the same range with `--parallel 1` and `--parallel 4`, at once, from one emulator.
+async fn export_sequential_and_parallel(range: [&str; 4], extra: &[&str]) -> [Exported; 2] {
+    let emulator = common::emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let paths = [dir.path().join("one.mp4"), dir.path().join("four.mp4")];
+    let flags = |parallel: &'static str| {
+        let mut flags: Vec<&str> = range.to_vec();
+        flags.extend_from_slice(extra);
+        flags.extend(["--parallel", parallel]);
+        flags
+    };
+    let (one, four) = (flags("1"), flags("4"));
+    let gateway = emulator.gateway_url();
+    let ((ok_one, stderr_one), (ok_four, stderr_four)) = tokio::join!(
+        export(&gateway, &paths[0], &one),
+        export(&gateway, &paths[1], &four)
+    );
+    emulator.shutdown().await;
+    assert!(ok_one, "--parallel 1 failed:\n{stderr_one}");
+    assert!(ok_four, "--parallel 4 failed:\n{stderr_four}");
+    let mut exported = Vec::new();
+    for (path, stderr) in paths.iter().zip([stderr_one, stderr_four]) {
+        let errors = common::ffmpeg_decode_errors(path);
+        assert!(errors.is_empty(), "decode errors in {path:?}:\n{errors}");
+        exported.push(Exported {
+            frames: frames_of(path).await,
+            sei: sei_times_of(path),
+            stderr,
+        });
+    }
+    let [one, four]: [Exported; 2] = exported.try_into().ok().unwrap();
+    assert!(one.stderr.contains("1 chunks"), "{}", one.stderr);
+    assert!(four.stderr.contains("4 chunks"), "{}", four.stderr);
+    [one, four]
+}
+
+/// The two files hold the same frames at the same media times, every frame once, 40 ms apart
+/// except across the gaps listed (start ms, end ms).
+fn assert_same_frames(one: &Exported, four: &Exported, gaps: &[(i64, i64)]) {
+    let times = |e: &Exported| e.frames.iter().map(|f| f.unix_ms).collect::<Vec<_>>();
+    let media = |e: &Exported| e.frames.iter().map(|f| f.media_ms).collect::<Vec<_>>();
+    assert_eq!(times(four), times(one), "prft frame times");
+    assert_eq!(four.sei, one.sei, "SEI recording stamps");
+    assert_eq!(four.sei, times(four), "SEI stamps match the prft times");
+    assert_eq!(media(four), media(one), "media times");
+    for pair in times(four).windows(2) {
+        let step = pair[1] - pair[0];
+        assert!(
+            step == FRAME_MS || gaps.contains(&(pair[0] + FRAME_MS, pair[1])),
+            "a step of {step} ms after {} (a duplicate or a hole)",
+            pair[0]
+        );
+    }
+    let gap_lines = |stderr: &str| {
+        stderr
+            .lines()
+            .filter(|line| line.starts_with("gaps:") || line.starts_with("  from "))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        gap_lines(&four.stderr),
+        gap_lines(&one.stderr),
+        "gap report"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_export_equals_sequential_across_a_gap_with_chunk_starts_mid_gop_and_in_the_gap() {
+    // 4 chunks of 5.3 s: 12:04:53.300, 12:04:58.600 (mid-GOP), 12:05:03.900 (in the gap: its
+    // session jumps to 12:05:10) and 12:05:09.200 (in the gap too, and also jumps to
+    // 12:05:10): chunk 1 stops at 12:05:10, chunk 2 contributes nothing.
+    let range = [
+        "--from",
+        "2025-01-15T12:04:53.3Z",
+        "--to",
+        "2025-01-15T12:05:14.5Z",
+    ];
+    let [one, four] = export_sequential_and_parallel(range, &[]).await;
+    let expected = grid(&[
+        (datetime!(2025-01-15 12:04:53.320 UTC), GAP_START),
+        (GAP_END, datetime!(2025-01-15 12:05:14.5 UTC)),
+    ]);
+    assert_frames_are(&four.frames, &four.sei, &expected);
+    assert_same_frames(&one, &four, &[(unix_ms(GAP_START), unix_ms(GAP_END))]);
+    assert!(
+        four.stderr
+            .contains("from 2025-01-15T12:05:00.000Z for 10.000 s"),
+        "{}",
+        four.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_export_with_chunks_inside_a_gap_closes_it_like_sequential() {
+    // 4 chunks of 3.5 s: 12:04:58, then 12:05:01.5, 12:05:05 and 12:05:08.5, all three in the
+    // gap: their sessions all start at 12:05:10.
+    let range = [
+        "--from",
+        "2025-01-15T12:04:58Z",
+        "--to",
+        "2025-01-15T12:05:12Z",
+    ];
+    let [one, four] = export_sequential_and_parallel(range, &["--close-gaps"]).await;
+    let expected = grid(&[
+        (datetime!(2025-01-15 12:04:58 UTC), GAP_START),
+        (GAP_END, datetime!(2025-01-15 12:05:12 UTC)),
+    ]);
+    assert_frames_are(&four.frames, &four.sei, &expected);
+    assert_same_frames(&one, &four, &[(unix_ms(GAP_START), unix_ms(GAP_END))]);
+    // Closed: 4 s of frames, one after the other.
+    let media: Vec<i64> = four.frames.iter().map(|f| f.media_ms).collect();
+    assert_eq!(media, (0..100).map(|i| i * FRAME_MS).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_export_past_the_last_recording_ends_cleanly() {
+    // Chunks from 13:59:56, 14:00:02, 14:00:08, 14:00:14: the last three have no recording.
+    let range = [
+        "--from",
+        "2025-01-15T13:59:56Z",
+        "--to",
+        "2025-01-15T14:00:20Z",
+    ];
+    let [one, four] = export_sequential_and_parallel(range, &["--end-wait", "2s"]).await;
+    let expected = grid(&[(
+        datetime!(2025-01-15 13:59:56 UTC),
+        datetime!(2025-01-15 14:00:00 UTC),
+    )]);
+    assert_frames_are(&four.frames, &four.sei, &expected);
+    assert_same_frames(&one, &four, &[]);
+    assert!(
+        four.stderr
+            .contains("complete: the recordings end at 2025-01-15T14:00:00.000Z"),
+        "{}",
+        four.stderr
+    );
+}
