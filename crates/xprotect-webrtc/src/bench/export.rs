@@ -5,6 +5,7 @@
 //! dropping frames: the protocol's bound for a complete export) and at speed 32 (the fastest the
 //! protocol accepts, showing how many frames the gateway drops at it).
 
+use super::procfs::{CpuSample, Pid};
 use super::session::{BenchSession, ProbeEvent};
 use crate::cli::StackArg;
 use anyhow::{Context, bail};
@@ -45,9 +46,45 @@ pub struct ExportFigure {
     /// Frames per second the gateway sent when it dropped frames (ours: seen at the speed it
     /// first tried).
     pub send_cap_fps: Option<f64>,
+    /// CPU seconds this process (the client) spent on the run, if measured.
+    pub client_cpu_s: Option<f64>,
+    /// CPU seconds the emulator child spent on the run (encoding GOPs not yet in its cache,
+    /// packetising, DTLS/SRTP), if it is ours to measure.
+    pub emulator_cpu_s: Option<f64>,
 }
 
-/// Our `export` of `[from, from + length)` into a temporary MP4 (removed afterwards).
+/// CPU clocks of the client and the emulator at the start of a run.
+struct CpuAtStart {
+    client: Option<CpuSample>,
+    emulator: Option<(u32, CpuSample)>,
+}
+
+impl CpuAtStart {
+    fn read(emulator_pid: Option<u32>) -> Self {
+        Self {
+            client: CpuSample::read(Pid::Current).ok(),
+            emulator: emulator_pid
+                .and_then(|pid| Some((pid, CpuSample::read(Pid::Other(pid)).ok()?))),
+        }
+    }
+
+    /// (client, emulator) CPU seconds since the start.
+    fn spent(&self) -> (Option<f64>, Option<f64>) {
+        let client = self.client.and_then(|start| {
+            let now = CpuSample::read(Pid::Current).ok()?;
+            Some(now.since(&start).best().as_secs_f64())
+        });
+        let emulator = self.emulator.and_then(|(pid, start)| {
+            let now = CpuSample::read(Pid::Other(pid)).ok()?;
+            Some(now.since(&start).best().as_secs_f64())
+        });
+        (client, emulator)
+    }
+}
+
+/// Our `export` of `[from, from + length)` with `parallel` sessions into a temporary MP4
+/// (removed afterwards); the emulator's CPU is measured if `emulator_pid` is given.
+#[allow(clippy::too_many_arguments)]
 pub async fn ours(
     gateway: &Gateway,
     credentials: &Credentials,
@@ -55,13 +92,17 @@ pub async fn ours(
     from: OffsetDateTime,
     length: Duration,
     fps: u32,
+    parallel: usize,
+    emulator_pid: Option<u32>,
 ) -> anyhow::Result<ExportFigure> {
     let tokens = TokenSource::login(gateway.clone(), credentials.clone())
         .await
         .context("login failed")?;
     let path =
         std::env::temp_dir().join(format!("xprotect-bench-export-{}.mp4", std::process::id()));
-    let plan = ExportPlan::new(from, from + length, OutputTarget::File(path.clone()));
+    let mut plan = ExportPlan::new(from, from + length, OutputTarget::File(path.clone()));
+    plan.parallel = parallel;
+    let cpu = CpuAtStart::read(emulator_pid);
     let started = Instant::now();
     let run = export::export(
         gateway.clone(),
@@ -74,13 +115,17 @@ pub async fn ours(
     );
     let outcome = tokio::time::timeout(length + RUN_SLACK, run).await;
     let _ = std::fs::remove_file(&path);
+    let (client_cpu_s, emulator_cpu_s) = cpu.spent();
     let (report, end) = outcome.context("the export did not finish in time")?;
     match end.context("the export failed")? {
         ExportEnd::ReachedTo | ExportEnd::RecordingsEnded => {}
         other => bail!("the export stopped early: {other:?}"),
     }
     Ok(ExportFigure {
-        client: "ours: `export` to MP4 (webrtc-rs)".into(),
+        client: format!(
+            "ours: `export --parallel {parallel}` to MP4 (webrtc-rs, {} chunks)",
+            report.chunks
+        ),
         speed: report.speed,
         frames: report.frames,
         expected_frames: expected_frames(length, fps),
@@ -89,6 +134,8 @@ pub async fn ours(
         recorded_s: report.recorded_span().as_secs_f64(),
         realtime_ratio: report.realtime_ratio(),
         send_cap_fps: report.speed_limit.map(|limit| limit.send_fps()),
+        client_cpu_s,
+        emulator_cpu_s,
     })
 }
 
@@ -163,6 +210,8 @@ pub async fn peer(
         recorded_s: recorded.as_secs_f64(),
         realtime_ratio: recorded.as_secs_f64() / wall.as_secs_f64().max(f64::MIN_POSITIVE),
         send_cap_fps: (frames < expected).then(|| frames as f64 / wall.as_secs_f64()),
+        client_cpu_s: None,
+        emulator_cpu_s: None,
     })
 }
 

@@ -355,6 +355,11 @@ fn ttff_table(out: &mut String, title: &str, figures: &[TtffFigure]) {
     );
 }
 
+/// CPU seconds, or a dash when not measured.
+fn cpu_seconds(seconds: Option<f64>) -> String {
+    seconds.map_or_else(|| "–".into(), |s| format!("{s:.1} s"))
+}
+
 /// The export-speed table.
 fn export_table(out: &mut String, export: &ExportBench) {
     let _ = writeln!(
@@ -364,9 +369,9 @@ fn export_table(out: &mut String, export: &ExportBench) {
     );
     let _ = writeln!(
         out,
-        "| client | speed | frames / in range | sessions | wall time | × real time | gateway send cap |"
+        "| client | speed | frames / in range | sessions | wall time | × real time | gateway send cap | client CPU | emulator CPU |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for figure in &export.figures {
         let cap = figure
             .send_cap_fps
@@ -374,7 +379,7 @@ fn export_table(out: &mut String, export: &ExportBench) {
             .unwrap_or_else(|| "–".into());
         let _ = writeln!(
             out,
-            "| {} | {} | {} / {} | {} | {:.1} s | {:.2} | {cap} |",
+            "| {} | {} | {} / {} | {} | {:.1} s | {:.2} | {cap} | {} | {} |",
             figure.client,
             figure.speed,
             figure.frames,
@@ -382,6 +387,8 @@ fn export_table(out: &mut String, export: &ExportBench) {
             figure.sessions,
             figure.wall_s,
             figure.realtime_ratio,
+            cpu_seconds(figure.client_cpu_s),
+            cpu_seconds(figure.emulator_cpu_s),
         );
     }
     for failure in &export.failures {

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 use time::OffsetDateTime;
 use url::Url;
-use xprotect_client::export::MAX_SPEED;
+use xprotect_client::export::{DEFAULT_PARALLEL, MAX_SPEED};
 use xprotect_client::gateway::{Gateway, GatewayConfig};
 use xprotect_client::session::SessionOptions;
 use xprotect_proto::clock::format_rfc3339_millis;
@@ -91,7 +91,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     if !args.no_export {
         let options = bench_options(device, settings::signaling(SignalingArg::Ws), bind_ip);
-        report.export = Some(export_figures(&args, &gateway, &login, &options).await);
+        let emulator_pid = emulator.as_ref().map(EmulatorChild::pid);
+        report.export =
+            Some(export_figures(&args, &gateway, &login, &options, emulator_pid).await);
     }
 
     let mut singles: [Option<LoadResult>; 2] = [None, None];
@@ -228,13 +230,14 @@ impl TtffPlan<'_> {
     }
 }
 
-/// Our export of the range, then the str0m peer playing it at the speed ours settled on and at
-/// speed 32, one after the other.
+/// Our export of the range in one session and in the default number of parallel sessions, then
+/// the str0m peer playing it at the speed ours settled on and at speed 32, one after the other.
 async fn export_figures(
     args: &BenchArgs,
     gateway: &Gateway,
     login: &Credentials,
     options: &SessionOptions,
+    emulator_pid: Option<u32>,
 ) -> ExportBench {
     let from = args.playback_from;
     let length = args.export_length;
@@ -244,19 +247,35 @@ async fn export_figures(
         figures: Vec::new(),
         failures: Vec::new(),
     };
-    eprintln!("bench: export of {} to {} with ours…", bench.from, bench.to);
-    let speed = match export::ours(gateway, login, options, from, length, args.fps).await {
-        Ok(figure) => {
-            let speed = figure.speed;
-            bench.figures.push(figure);
-            speed
+    let mut speed = MAX_SPEED;
+    for parallel in [1, DEFAULT_PARALLEL] {
+        eprintln!(
+            "bench: export of {} to {} with ours, --parallel {parallel}…",
+            bench.from, bench.to
+        );
+        let run = export::ours(
+            gateway,
+            login,
+            options,
+            from,
+            length,
+            args.fps,
+            parallel,
+            emulator_pid,
+        );
+        match run.await {
+            Ok(figure) => {
+                speed = figure.speed;
+                bench.figures.push(figure);
+            }
+            Err(error) => {
+                eprintln!("bench: our export (--parallel {parallel}) failed: {error:#}");
+                bench
+                    .failures
+                    .push(format!("ours --parallel {parallel}: {error:#}"));
+            }
         }
-        Err(error) => {
-            eprintln!("bench: our export failed: {error:#}");
-            bench.failures.push(format!("ours: {error:#}"));
-            MAX_SPEED
-        }
-    };
+    }
     let mut speeds = vec![speed];
     if speed < MAX_SPEED {
         speeds.push(MAX_SPEED);
