@@ -28,9 +28,16 @@ const STACKS: [StackArg; 2] = [StackArg::Ours, StackArg::Str0m];
 const PLAYBACK_RUN_SPACING: Duration = Duration::from_secs(7);
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if args.sessions.contains(&0) {
-        bail!("--sessions: every count must be at least 1 (e.g. 1,10,50)");
-    }
+    // `--sessions 0` alone turns the load figures off; a 0 among other counts is a typo.
+    let load_steps: &[usize] = match args.sessions.as_slice() {
+        [0] => &[],
+        counts if counts.contains(&0) => {
+            bail!(
+                "--sessions: 0 alone turns the load figures off; otherwise every count must be at least 1 (e.g. 1,10,50)"
+            )
+        }
+        counts => counts,
+    };
     // Kept alive until the end; its Drop kills the child on every exit path.
     let emulator = match &args.gateway {
         Some(_) => None,
@@ -92,12 +99,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if !args.no_export {
         let options = bench_options(device, settings::signaling(SignalingArg::Ws), bind_ip);
         let emulator_pid = emulator.as_ref().map(EmulatorChild::pid);
-        report.export =
-            Some(export_figures(&args, &gateway, &login, &options, emulator_pid).await);
+        report.export = Some(export_figures(&args, &gateway, &login, &options, emulator_pid).await);
     }
 
     let mut singles: [Option<LoadResult>; 2] = [None, None];
-    for &sessions in &args.sessions {
+    for &sessions in load_steps {
         for (index, stack) in STACKS.into_iter().enumerate() {
             eprintln!("bench: load step: {sessions} {stack:?} session(s)…");
             let worker = WorkerPlan {
