@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::candidate::IceCandidateInit;
+use super::demux::Demux;
 use super::session::Session;
 use super::tracks::{DeviceKind, TracksError, choose_tracks};
 use super::{MediaError, MediaEvent, SessionOffer, SessionRequest};
@@ -93,8 +94,8 @@ pub(crate) struct Engine {
     gop_cache: Arc<GopCache>,
     events: mpsc::Sender<MediaEvent>,
     sessions: HashMap<Uuid, Session>,
-    /// Which session last accepted datagrams from an address: skips the linear `accepts` scan.
-    by_source: HashMap<SocketAddr, Uuid>,
+    /// Which session each datagram is for (see `demux.rs`).
+    demux: Demux,
     feeds: HashMap<SourceId, CameraFeed>,
     feed_tx: mpsc::Sender<Feed>,
     feed_rx: Option<mpsc::Receiver<Feed>>,
@@ -129,7 +130,7 @@ impl Engine {
             gop_cache,
             events,
             sessions: HashMap::new(),
-            by_source: HashMap::new(),
+            demux: Demux::default(),
             feeds: HashMap::new(),
             feed_tx,
             feed_rx: Some(feed_rx),
@@ -277,6 +278,7 @@ impl Engine {
         session.handle_input(Input::Timeout(now), &self.socket, &mut events);
         self.pending_events.extend(events);
         // The camera is watched from the moment the session connects (see `flush_events`).
+        self.demux.add_session(req.session_id, &session.local_ufrag);
         self.sessions.insert(req.session_id, session);
         Ok(offer)
     }
@@ -308,24 +310,17 @@ impl Engine {
                 contents,
             },
         );
-        let cached = self
-            .by_source
-            .get(&source)
-            .filter(|id| self.sessions.get(id).is_some_and(|s| s.accepts(&input)))
-            .copied();
-        let target = cached.or_else(|| {
-            self.sessions
-                .iter()
-                .find(|(_, s)| s.accepts(&input))
-                .map(|(id, _)| *id)
-        });
+        let sessions = &self.sessions;
+        let target = self.demux.route(
+            data,
+            source,
+            |id| sessions.get(&id).is_some_and(|s| s.accepts(&input)),
+            sessions.keys().copied(),
+        );
         let Some(id) = target else {
             tracing::trace!("no session accepts a datagram from {source}");
             return;
         };
-        if cached.is_none() {
-            self.by_source.insert(source, id);
-        }
         if let Some(session) = self.sessions.get_mut(&id) {
             session.handle_input(input, &self.socket, &mut self.pending_events);
         }
@@ -403,7 +398,7 @@ impl Engine {
             let Some(session) = self.sessions.remove(&id) else {
                 continue;
             };
-            self.by_source.retain(|_, s| *s != id);
+            self.demux.remove_session(id);
             if let Some(player) = &session.player {
                 player.abort();
             }

@@ -3,7 +3,7 @@
 //! One engine task owns one UDP socket and every session on it (str0m's `chat.rs` shape):
 //!
 //! ```text
-//! MediaHandle ──commands (bounded mpsc)──▶ engine task ◀── UDP socket (Rtc::accepts demux)
+//! MediaHandle ──commands (bounded mpsc)──▶ engine task ◀── UDP socket (demux.rs: ufrag, owner)
 //!                                          │   ▲
 //!      mpsc<MediaEvent> ◀──────────────────┘   └── camera frames (one forwarder per camera)
 //! ```
@@ -17,6 +17,7 @@
 //! `Rtc` state to itself; after any input it drains that `Rtc` to its next timeout.
 
 mod candidate;
+mod demux;
 mod engine;
 mod mids;
 mod player;

@@ -72,6 +72,8 @@ pub(crate) struct Session {
     pub(crate) playback: Option<Playback>,
     /// The playback player task, from `Connected` on.
     pub(crate) player: Option<JoinHandle<()>>,
+    /// The ICE ufrag of the offer: the client's binding requests name the session by it.
+    pub(crate) local_ufrag: String,
     rtc: Rtc,
     phase: Phase,
     pending_offer: Option<SdpPendingOffer>,
@@ -177,6 +179,7 @@ impl Session {
             rtp_origin_ms: playback.as_ref().map(|p| crate::playback::unix_ms(p.start)),
             playback,
             player: None,
+            local_ufrag: ufrag,
             sent_first_frame: false,
             rtc,
             phase: Phase::AwaitingAnswer,

@@ -69,9 +69,16 @@ impl Answerer {
     /// A receive-only answerer for `offer`, answering with `role`. Its own candidate is NOT in the
     /// answer: the test passes it through `add_remote_candidate` like trickle ICE.
     pub async fn answer(offer: &SessionOffer, role: DtlsRole) -> (Self, String, IceCandidateInit) {
-        let socket = UdpSocket::bind("127.0.0.1:0")
-            .await
-            .expect("bind answerer socket");
+        Self::answer_from(offer, role, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// As [`Self::answer`], from a socket bound to `bind` (e.g. the port of an earlier client).
+    pub async fn answer_from(
+        offer: &SessionOffer,
+        role: DtlsRole,
+        bind: SocketAddr,
+    ) -> (Self, String, IceCandidateInit) {
+        let socket = UdpSocket::bind(bind).await.expect("bind answerer socket");
         let addr = socket.local_addr().expect("answerer address");
         // PCMU as a browser (and the webrtc-rs client) accepts it; str0m's defaults lack it.
         let mut rtc = Rtc::builder()
