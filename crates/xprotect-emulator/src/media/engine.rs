@@ -454,7 +454,7 @@ impl Engine {
                         playback.skip_gaps,
                         playback.speed,
                     );
-                    session.player = Some(super::player::spawn(
+                    session.set_player(super::player::spawn(
                         id,
                         camera,
                         self.gop_cache.clone(),

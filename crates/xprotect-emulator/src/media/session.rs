@@ -12,12 +12,12 @@ use str0m::net::Transmit;
 use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 use xprotect_proto::wire::Playback;
 
 use super::candidate::{IceCandidateInit, local_candidate, remote_candidates};
 use super::mids::MidMap;
+use super::player::Player;
 use super::tracks::Tracks;
 use super::{MediaError, MediaEvent, SessionOffer};
 use crate::audio::{AudioPacer, GapMode, pcmu_payload};
@@ -70,8 +70,8 @@ pub(crate) struct Session {
     pub(crate) watching: bool,
     /// What to play back; `None` for live.
     pub(crate) playback: Option<Playback>,
-    /// The playback player task, from `Connected` on.
-    pub(crate) player: Option<JoinHandle<()>>,
+    /// The playback player, from `Connected` on (see [`Self::set_player`]).
+    pub(crate) player: Option<Player>,
     /// The ICE ufrag of the offer: the client's binding requests name the session by it.
     pub(crate) local_ufrag: String,
     rtc: Rtc,
@@ -91,6 +91,9 @@ pub(crate) struct Session {
     rtp_origin_ms: Option<i64>,
     /// Whether a frame has gone out yet.
     sent_first_frame: bool,
+    /// A paused playback's audio waits for the video to resume and re-anchor it: on its own
+    /// it would run on through the pause and then sit silent while the video caught up.
+    audio_waits_for_video: bool,
     needs_keyframe: bool,
     last_keyframe_request: Option<Instant>,
     /// When str0m next wants `Input::Timeout`.
@@ -181,6 +184,7 @@ impl Session {
             player: None,
             local_ufrag: ufrag,
             sent_first_frame: false,
+            audio_waits_for_video: false,
             rtc,
             phase: Phase::AwaitingAnswer,
             pending_offer: Some(pending),
@@ -267,6 +271,30 @@ impl Session {
                 .is_some_and(|w| w.payload_params().any(|p| p.spec().codec == codec))
     }
 
+    /// Hands the session its playback player, paused at once if ICE is already down.
+    pub(crate) fn set_player(&mut self, player: Player) {
+        self.player = Some(player);
+        if self.disconnected_since.is_some() {
+            self.pause_playback();
+        }
+    }
+
+    /// ICE lost the client: a playback stops sending and encoding until it is back (a client
+    /// that vanished without closing costs no encoding while the session awaits its timeout).
+    fn pause_playback(&mut self) {
+        if let Some(player) = self.player.as_ref().filter(|p| !p.is_finished()) {
+            player.set_paused(true);
+            self.audio_waits_for_video = true;
+        }
+    }
+
+    /// ICE is back: the player goes on where it stopped (its audio with its next frame).
+    fn resume_playback(&mut self) {
+        if let Some(player) = &self.player {
+            player.set_paused(false);
+        }
+    }
+
     /// Whether the session sends video (false for a microphone's audio-only session).
     pub(crate) fn has_video(&self) -> bool {
         self.video_mid.is_some()
@@ -339,6 +367,7 @@ impl Session {
         ) {
             Ok(()) => {
                 self.sent_first_frame = true;
+                self.audio_waits_for_video = false;
                 self.anchor_audio(origin, frame.recording_unix_ms);
                 if first {
                     events.push(MediaEvent::FirstFrameSent {
@@ -412,7 +441,7 @@ impl Session {
 
     /// Sends every audio packet that is due at `now`.
     fn send_due_audio(&mut self, now: Instant, socket: &UdpSocket, events: &mut Vec<MediaEvent>) {
-        if self.phase != Phase::Connected || self.closing.is_some() {
+        if self.phase != Phase::Connected || self.closing.is_some() || self.audio_waits_for_video {
             return;
         }
         let Self { audio, rtc, id, .. } = self;
@@ -490,6 +519,7 @@ impl Session {
             deadline = deadline.min(since + disconnect_timeout);
         }
         if self.phase == Phase::Connected
+            && !self.audio_waits_for_video
             && let Some(due) = self
                 .audio
                 .as_ref()
@@ -557,10 +587,14 @@ impl Session {
             Event::IceConnectionStateChange(state) => match state {
                 IceConnectionState::Disconnected if self.disconnected_since.is_none() => {
                     self.disconnected_since = Some(Instant::now());
+                    self.pause_playback();
                     events.push(MediaEvent::Disconnected { session_id });
                 }
-                IceConnectionState::Connected | IceConnectionState::Completed => {
+                IceConnectionState::Connected | IceConnectionState::Completed
+                    if self.disconnected_since.is_some() =>
+                {
                     self.disconnected_since = None;
+                    self.resume_playback();
                 }
                 _ => {}
             },

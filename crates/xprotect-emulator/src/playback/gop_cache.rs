@@ -3,13 +3,18 @@
 //! A GOP is identified by its camera, the recording time of its keyframe and the frame step
 //! (which frames were kept, see [`super::schedule`]); its frames are fully determined by those,
 //! so two sessions playing the same stretch at similar speeds send the same bytes. Encoding is
-//! serialized per camera (one playback encoder each), and a miss re-checks the cache under that
-//! lock, so concurrent sessions asking for the same GOP encode it once. The cache is bounded in
-//! bytes and forgets the least recently used GOPs first.
+//! serialized per camera (one playback encoder each), and a miss re-checks the cache once it has
+//! the encoder, so concurrent sessions asking for the same GOP encode it once. The cache is
+//! bounded in bytes and forgets the least recently used GOPs first.
+//!
+//! Many sessions of one camera each encode a GOP ahead of the one they play; a new session's
+//! first GOP must not queue behind all of those, or its first picture waits seconds. So a request
+//! says what it is for ([`EncodePriority`]): a session's first picture gets the camera's encoder
+//! next, before any look-ahead already waiting (it still waits for the GOP being encoded).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use uuid::Uuid;
 
@@ -43,6 +48,79 @@ struct PlaybackEncoder {
     encoder: CameraEncoder,
 }
 
+/// What a GOP is wanted for, which decides who gets a busy camera encoder next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncodePriority {
+    /// A session waits for it to show its first picture: it goes before every look-ahead
+    /// request waiting for the same camera.
+    FirstPicture,
+    /// The GOP after the one playing: not needed for about a GOP's duration.
+    LookAhead,
+}
+
+/// One camera's playback encoder and the queue for it.
+#[derive(Default)]
+struct EncoderSlot {
+    state: Mutex<SlotState>,
+    /// Signalled whenever `state` changes (the encoder handed back, a first picture queued).
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct SlotState {
+    /// Someone is encoding (the encoder is out of `encoder` meanwhile).
+    busy: bool,
+    /// First-picture requests waiting: look-ahead requests let them go first.
+    first_pictures_waiting: usize,
+    /// `None` until first used, and while busy.
+    encoder: Option<PlaybackEncoder>,
+}
+
+impl EncoderSlot {
+    /// Waits for this request's turn at the encoder: when it is free and, for a look-ahead,
+    /// no first picture is waiting.
+    fn take_turn(&self, priority: EncodePriority) -> EncoderTurn<'_> {
+        let first_picture = priority == EncodePriority::FirstPicture;
+        let mut state = lock(&self.state);
+        if first_picture {
+            state.first_pictures_waiting += 1;
+            self.changed.notify_all();
+        }
+        while state.busy || (!first_picture && state.first_pictures_waiting > 0) {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        if first_picture {
+            state.first_pictures_waiting -= 1;
+        }
+        state.busy = true;
+        EncoderTurn {
+            slot: self,
+            encoder: state.encoder.take(),
+        }
+    }
+}
+
+/// The encoder of a camera, held by one request; handed back (even on a panic) when dropped.
+struct EncoderTurn<'a> {
+    slot: &'a EncoderSlot,
+    encoder: Option<PlaybackEncoder>,
+}
+
+impl Drop for EncoderTurn<'_> {
+    fn drop(&mut self) {
+        let mut state = lock(&self.slot.state);
+        state.busy = false;
+        if let Some(encoder) = self.encoder.take() {
+            state.encoder = Some(encoder);
+        }
+        drop(state);
+        self.slot.changed.notify_all();
+    }
+}
+
 /// Counters of the cache, for tests and diagnostics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GopCacheStats {
@@ -60,8 +138,8 @@ pub struct GopCacheStats {
 pub struct GopCache {
     capacity_bytes: usize,
     entries: Mutex<Entries>,
-    /// One playback encoder per camera, each behind its own lock (created on first use).
-    encoders: Mutex<HashMap<Uuid, Arc<Mutex<Option<PlaybackEncoder>>>>>,
+    /// One playback encoder per camera, each with its own queue (created on first use).
+    encoders: Mutex<HashMap<Uuid, Arc<EncoderSlot>>>,
     gops_encoded: AtomicU64,
     hits: AtomicU64,
 }
@@ -88,12 +166,14 @@ impl GopCache {
     }
 
     /// The encoded frames of `gop` (planned with frame step `step`) for `camera`; encodes them
-    /// on a miss. Blocking (tens of milliseconds on a miss): call it from a blocking thread.
+    /// on a miss, its turn at the camera's encoder decided by `priority`. Blocking (tens of
+    /// milliseconds on a miss, more while the encoder is busy): call it from a blocking thread.
     pub fn get_or_encode(
         &self,
         camera: &CameraConfig,
         gop: &PlannedGop,
         step: u32,
+        priority: EncodePriority,
     ) -> Result<EncodedGop, EncodeError> {
         let key = GopKey {
             camera: camera.id,
@@ -104,17 +184,17 @@ impl GopCache {
             return Ok(hit);
         }
         let slot = lock(&self.encoders).entry(camera.id).or_default().clone();
-        let mut slot = lock(&slot);
+        let mut turn = slot.take_turn(priority);
         // Another session may have encoded it while this one waited for the encoder.
         if let Some(hit) = self.lookup(&key) {
             return Ok(hit);
         }
-        let playback = match slot.as_mut() {
+        let playback = match turn.encoder.as_mut() {
             Some(p) => p,
             None => {
                 let renderer = FrameRenderer::new(camera.width, camera.height);
                 let encoder = CameraEncoder::new(camera, renderer.width(), renderer.height())?;
-                slot.insert(PlaybackEncoder { renderer, encoder })
+                turn.encoder.insert(PlaybackEncoder { renderer, encoder })
             }
         };
         let interval_ms = i64::from((1000 / camera.fps.max(1)).max(1));
@@ -216,7 +296,9 @@ mod tests {
         let cache = GopCache::new(DEFAULT_GOP_CACHE_BYTES);
         let start = RecordingTimeline::default_recordings().recordings()[0].start_unix_ms;
         let (planned, step) = gops(start, 2);
-        let first = cache.get_or_encode(camera, &planned[0], step).unwrap();
+        let first = cache
+            .get_or_encode(camera, &planned[0], step, EncodePriority::LookAhead)
+            .unwrap();
         assert_eq!(first.len(), 25);
         assert!(first[0].keyframe, "a GOP starts with a keyframe");
         assert!(first.iter().skip(1).all(|f| !f.keyframe));
@@ -224,10 +306,49 @@ mod tests {
             assert_eq!(frame.recording_unix_ms, due.recording_unix_ms);
         }
         // A second session playing the same stretch gets the same bytes without encoding.
-        let again = cache.get_or_encode(camera, &planned[0], step).unwrap();
+        let again = cache
+            .get_or_encode(camera, &planned[0], step, EncodePriority::LookAhead)
+            .unwrap();
         assert!(Arc::ptr_eq(&first, &again));
         assert_eq!(cache.stats().gops_encoded, 1);
         assert_eq!(cache.stats().hits, 1);
+    }
+
+    #[test]
+    fn a_first_picture_gets_the_encoder_before_waiting_look_aheads() {
+        let slot = Arc::new(EncoderSlot::default());
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let busy = slot.take_turn(EncodePriority::LookAhead);
+        let request = |name: &'static str, priority| {
+            let (slot, order) = (slot.clone(), order.clone());
+            std::thread::spawn(move || {
+                let _turn = slot.take_turn(priority);
+                lock(&order).push(name);
+            })
+        };
+        let look_aheads = [
+            request("look-ahead", EncodePriority::LookAhead),
+            request("look-ahead", EncodePriority::LookAhead),
+        ];
+        let first_picture = request("first picture", EncodePriority::FirstPicture);
+        // Hand the encoder back only once the first picture is queued.
+        drop(
+            slot.changed
+                .wait_while(lock(&slot.state), |s| s.first_pictures_waiting == 0)
+                .unwrap(),
+        );
+        drop(busy);
+        first_picture.join().unwrap();
+        for handle in look_aheads {
+            handle.join().unwrap();
+        }
+        assert_eq!(
+            *lock(&order),
+            ["first picture", "look-ahead", "look-ahead"],
+            "the first picture went before the look-aheads"
+        );
+        let state = lock(&slot.state);
+        assert!(!state.busy && state.first_pictures_waiting == 0);
     }
 
     #[test]
@@ -238,17 +359,23 @@ mod tests {
         // Room for about one GOP: each new one pushes the older out.
         let probe = GopCache::new(usize::MAX);
         let size = {
-            probe.get_or_encode(camera, &planned[0], step).unwrap();
+            probe
+                .get_or_encode(camera, &planned[0], step, EncodePriority::LookAhead)
+                .unwrap();
             probe.stats().bytes_cached
         };
         let cache = GopCache::new(size + size / 2);
         for gop in &planned {
-            cache.get_or_encode(camera, gop, step).unwrap();
+            cache
+                .get_or_encode(camera, gop, step, EncodePriority::LookAhead)
+                .unwrap();
         }
         let stats = cache.stats();
         assert_eq!(stats.gops_cached, 1);
         assert!(stats.bytes_cached <= size * 2);
-        cache.get_or_encode(camera, &planned[0], step).unwrap();
+        cache
+            .get_or_encode(camera, &planned[0], step, EncodePriority::LookAhead)
+            .unwrap();
         assert_eq!(
             cache.stats().gops_encoded,
             4,

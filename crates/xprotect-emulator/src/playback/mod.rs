@@ -13,7 +13,7 @@ mod gop_cache;
 mod schedule;
 mod timeline;
 
-pub use gop_cache::{DEFAULT_GOP_CACHE_BYTES, EncodedGop, GopCache, GopCacheStats};
+pub use gop_cache::{DEFAULT_GOP_CACHE_BYTES, EncodePriority, EncodedGop, GopCache, GopCacheStats};
 pub use schedule::{PacingConfig, PlannedFrame, PlannedGop, PlaybackSchedule};
 pub use timeline::{Recording, RecordingTimeline, TimelineError, format_unix_ms, unix_ms};
 
