@@ -151,8 +151,7 @@ impl Driver {
     async fn run(mut self, token: Secret, mut close: oneshot::Receiver<()>) {
         let result = self.run_inner(token, &mut close).await;
         if let Some(media) = self.media.as_mut() {
-            media.rtc.disconnect();
-            let _ = drain_rtc(media, &mut self.depacketizer, &mut Drained::default());
+            close_rtc(media, &mut self.depacketizer);
         }
         self.io.close().await;
         let _ = self.events.send(ProbeEvent::Ended(result)).await;
@@ -435,6 +434,25 @@ fn drain_rtc(
             Output::Event(_) => {}
         }
     }
+}
+
+/// Tells the gateway we are leaving, as a browser closing its peer connection does: str0m
+/// queues an RTCP BYE, an SCTP shutdown and a DTLS close_notify without waiting for replies,
+/// and the gateway ends the session at once instead of waiting for ICE to give up on us.
+fn close_rtc(media: &mut Media, depacketizer: &mut H264Depacketizer) {
+    if media.rtc.close().is_ok() {
+        let _ = drain_rtc(media, depacketizer, &mut Drained::default());
+        // What the close queued on a timer (if anything) goes out on the next tick.
+        if media.rtc.is_alive()
+            && media
+                .rtc
+                .handle_input(Input::Timeout(Instant::now()))
+                .is_ok()
+        {
+            let _ = drain_rtc(media, depacketizer, &mut Drained::default());
+        }
+    }
+    media.rtc.disconnect();
 }
 
 fn is_video(media: &mut Media, ssrc: Ssrc) -> bool {
