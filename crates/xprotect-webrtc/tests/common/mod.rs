@@ -1,16 +1,21 @@
-//! Shared test harness: the real emulator on loopback, a logged-in client, ffmpeg checks.
+//! Shared test harness: the real emulator on loopback and its journal, the real binary run with
+//! the password on stdin, a logged-in client, ffmpeg checks.
+// Every test binary compiles this module and each uses a different part of it.
 #![allow(dead_code)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use xprotect_client::gateway::{Gateway, GatewayConfig};
 use xprotect_client::login::TokenSource;
 use xprotect_client::media::DtlsRole;
 use xprotect_client::session::{SessionOptions, SignalingKind};
 use xprotect_emulator::{
-    DEFAULT_PASSWORD, DEFAULT_USER, Emulator, EmulatorConfig, RunningEmulator,
+    DEFAULT_PASSWORD, DEFAULT_USER, Emulator, EmulatorConfig, JournalEntry, JournalEvent,
+    RunningEmulator,
 };
 use xprotect_proto::signal::Credentials;
 use xprotect_proto::wire::{Secret, SessionParams};
@@ -20,10 +25,161 @@ pub fn first_camera() -> uuid::Uuid {
     EmulatorConfig::ephemeral().cameras[0].id
 }
 
+/// The CLI binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_xprotect-webrtc");
+
+/// How long [`JournalWatch::wait_for`] waits for an entry that follows what the test did.
+pub const JOURNAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The emulator with its default cameras and timeline, in this process on loopback.
 pub async fn emulator() -> RunningEmulator {
-    Emulator::start(EmulatorConfig::ephemeral())
+    start_emulator(EmulatorConfig::ephemeral()).await
+}
+
+/// The emulator with `config`, in this process on loopback.
+pub async fn start_emulator(config: EmulatorConfig) -> RunningEmulator {
+    Emulator::start(config)
         .await
         .expect("emulator starts on loopback")
+}
+
+/// The default emulator, and a temporary directory for the files the test writes.
+pub async fn emulator_and_scratch_dir() -> (RunningEmulator, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    (emulator().await, dir)
+}
+
+/// The binary running `subcommand` against `gateway` as the default user with the password read
+/// from stdin; every stream piped, and killed if the test drops it. Callers add the rest.
+pub fn cli(subcommand: &str, gateway: &str) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(BIN);
+    command
+        .args([
+            subcommand,
+            "--gateway",
+            gateway,
+            "--user",
+            DEFAULT_USER,
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs `command` (with piped stdin) on `stdin` as its whole input and waits at most `limit`
+/// for it to end; returns its output whatever its exit status.
+pub async fn run_with_stdin(
+    mut command: tokio::process::Command,
+    stdin: &str,
+    limit: Duration,
+) -> Output {
+    let mut child = command.spawn().expect("the binary starts");
+    let mut input = child.stdin.take().expect("stdin is piped");
+    input
+        .write_all(stdin.as_bytes())
+        .await
+        .expect("the binary reads its stdin");
+    drop(input);
+    tokio::time::timeout(limit, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("the binary did not end within {limit:?}"))
+        .expect("the binary's output is readable")
+}
+
+/// Runs `command` with the default password on stdin and waits at most `limit` for it to end.
+pub async fn run_with_password(command: tokio::process::Command, limit: Duration) -> Output {
+    run_with_stdin(command, &format!("{DEFAULT_PASSWORD}\n"), limit).await
+}
+
+/// Asserts that `output` is of a successful run, showing its stderr otherwise.
+pub fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Journal entries seen so far, and the subscription to wait for more.
+pub struct JournalWatch {
+    receiver: broadcast::Receiver<JournalEntry>,
+    seen: Vec<JournalEvent>,
+}
+
+impl JournalWatch {
+    /// Watches `emulator`'s journal from now on.
+    pub fn new(emulator: &RunningEmulator) -> Self {
+        Self {
+            receiver: emulator.journal(),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Everything recorded up to now, without waiting.
+    pub fn drain(&mut self) -> &[JournalEvent] {
+        loop {
+            match self.receiver.try_recv() {
+                Ok(entry) => self.seen.push(entry.event),
+                Err(TryRecvError::Lagged(missed)) => {
+                    panic!("the test fell {missed} journal entries behind")
+                }
+                Err(_) => return &self.seen,
+            }
+        }
+    }
+
+    /// Waits at most [`JOURNAL_TIMEOUT`] until an event matching `wanted` has been recorded.
+    pub async fn wait_for(
+        &mut self,
+        what: &str,
+        wanted: impl Fn(&JournalEvent) -> bool,
+    ) -> JournalEvent {
+        self.wait_for_map(what, |event| wanted(event).then(|| event.clone()))
+            .await
+    }
+
+    /// Waits at most [`JOURNAL_TIMEOUT`] until `pick` takes something out of a recorded event.
+    pub async fn wait_for_map<T>(
+        &mut self,
+        what: &str,
+        pick: impl Fn(&JournalEvent) -> Option<T>,
+    ) -> T {
+        if let Some(found) = self.drain().iter().find_map(&pick) {
+            return found;
+        }
+        let deadline = tokio::time::Instant::now() + JOURNAL_TIMEOUT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.receiver.recv()).await {
+                Ok(Ok(entry)) => {
+                    let picked = pick(&entry.event);
+                    self.seen.push(entry.event);
+                    if let Some(picked) = picked {
+                        return picked;
+                    }
+                }
+                Ok(Err(RecvError::Lagged(missed))) => {
+                    panic!("the test fell {missed} journal entries behind")
+                }
+                Ok(Err(RecvError::Closed)) => panic!("journal closed while waiting for {what}"),
+                Err(_) => panic!(
+                    "no {what} in the journal within {JOURNAL_TIMEOUT:?}; seen:\n{:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    /// How many sessions the journal has recorded up to now.
+    pub fn sessions_created(&mut self) -> usize {
+        self.drain()
+            .iter()
+            .filter(|event| matches!(event, JournalEvent::SessionCreated { .. }))
+            .count()
+    }
 }
 
 pub async fn login(emulator: &RunningEmulator) -> (Gateway, TokenSource) {
