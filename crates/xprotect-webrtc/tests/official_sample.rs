@@ -24,23 +24,23 @@
 //! beside the repository, or from `XPROTECT_SAMPLE_ROOT`. Screenshots are kept in
 //! `target/test-artifacts/official-sample/`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::JournalWatch;
 use serde::Deserialize;
-use tokio::sync::broadcast::{self, error::RecvError};
 use xprotect_emulator::{
-    DEFAULT_PASSWORD, DEFAULT_USER, Emulator, EmulatorConfig, JournalEntry, JournalEvent, Release,
-    RunningEmulator, Transport,
+    DEFAULT_PASSWORD, DEFAULT_USER, EmulatorConfig, JournalEvent, Release, RunningEmulator,
+    Transport,
 };
 
 /// What the driver may spend on one page run (launch, login, signaling, playing, PTZ).
 const DRIVER_TIMEOUT: Duration = Duration::from_secs(30);
 /// The driver's own watchdog adds 15 s to its timeout; this covers that and node's start-up.
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
-/// Journal events that follow the browser's last action (data-channel messages in flight).
-const JOURNAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Releases with the signaling tabs, the `commands` data channel and PTZ buttons.
 const FIRST_RELEASE_WITH_COMMANDS: &str = "2025R1";
@@ -220,9 +220,10 @@ fn require_browser_tooling() {
     );
 }
 
-/// The emulator as the gateway of `release` (what `--release` selects on the command line).
-async fn start_emulator(release: &str) -> RunningEmulator {
-    start_emulator_with(config_for(release)).await
+/// The emulator as the gateway of `release` (what `--release` selects on the command line), and
+/// its journal watched from before the page starts.
+async fn start_gateway(release: &str) -> (RunningEmulator, JournalWatch) {
+    start_gateway_with(config_for(release)).await
 }
 
 fn config_for(release: &str) -> EmulatorConfig {
@@ -232,10 +233,10 @@ fn config_for(release: &str) -> EmulatorConfig {
     }
 }
 
-async fn start_emulator_with(config: EmulatorConfig) -> RunningEmulator {
-    Emulator::start(config)
-        .await
-        .expect("emulator starts on loopback")
+async fn start_gateway_with(config: EmulatorConfig) -> (RunningEmulator, JournalWatch) {
+    let emulator = common::start_emulator(config).await;
+    let journal = JournalWatch::new(&emulator);
+    (emulator, journal)
 }
 
 fn camera() -> xprotect_emulator::camera::CameraConfig {
@@ -312,63 +313,45 @@ async fn run_page(
     run
 }
 
-/// Journal entries seen so far, and the subscription to wait for more.
-struct JournalWatch {
-    receiver: broadcast::Receiver<JournalEntry>,
-    seen: Vec<JournalEvent>,
+/// What the journal's `session_created` entry says about the session.
+struct CreatedSession {
+    session: String,
+    device: String,
+    transport: Transport,
+    mode: &'static str,
+    playback: Option<serde_json::Value>,
+    include_audio: bool,
 }
 
-impl JournalWatch {
-    fn new(emulator: &RunningEmulator) -> Self {
-        Self {
-            receiver: emulator.journal(),
-            seen: Vec::new(),
-        }
-    }
+/// Waits for the journal's (first) `session_created` entry.
+async fn wait_for_session_created(journal: &mut JournalWatch) -> CreatedSession {
+    journal
+        .wait_for_map("session_created", |event| match event {
+            JournalEvent::SessionCreated {
+                session,
+                device,
+                transport,
+                mode,
+                playback,
+                include_audio,
+                ..
+            } => Some(CreatedSession {
+                session: session.clone(),
+                device: device.clone(),
+                transport: *transport,
+                mode,
+                playback: playback.clone(),
+                include_audio: *include_audio,
+            }),
+            _ => None,
+        })
+        .await
+}
 
-    /// Everything recorded up to now, without waiting.
-    fn drain(&mut self) -> &[JournalEvent] {
-        loop {
-            match self.receiver.try_recv() {
-                Ok(entry) => self.seen.push(entry.event),
-                Err(broadcast::error::TryRecvError::Lagged(missed)) => {
-                    panic!("the test fell {missed} journal entries behind")
-                }
-                Err(_) => return &self.seen,
-            }
-        }
-    }
-
-    /// Waits until an event matching `wanted` has been recorded.
-    async fn wait_for(
-        &mut self,
-        what: &str,
-        wanted: impl Fn(&JournalEvent) -> bool,
-    ) -> JournalEvent {
-        if let Some(found) = self.drain().iter().find(|event| wanted(event)) {
-            return found.clone();
-        }
-        let deadline = tokio::time::Instant::now() + JOURNAL_TIMEOUT;
-        loop {
-            match tokio::time::timeout_at(deadline, self.receiver.recv()).await {
-                Ok(Ok(entry)) => {
-                    let matched = wanted(&entry.event);
-                    self.seen.push(entry.event);
-                    if matched {
-                        return self.seen.last().cloned().expect("just pushed");
-                    }
-                }
-                Ok(Err(RecvError::Lagged(missed))) => {
-                    panic!("the test fell {missed} journal entries behind")
-                }
-                Ok(Err(RecvError::Closed)) => panic!("journal closed while waiting for {what}"),
-                Err(_) => panic!(
-                    "no {what} in the journal within {JOURNAL_TIMEOUT:?}; seen:\n{:#?}",
-                    self.seen
-                ),
-            }
-        }
-    }
+/// Asserts that the page's failure left no session behind, and shuts the emulator down.
+async fn assert_no_session_and_shut_down(emulator: RunningEmulator, mut journal: JournalWatch) {
+    assert_eq!(journal.sessions_created(), 0);
+    emulator.shutdown().await;
 }
 
 /// Asserts that the page played our camera and that the journal shows the whole session.
@@ -426,21 +409,13 @@ async fn assert_live_session(
     );
 
     let transport = signaling.transport();
-    let created = journal
-        .wait_for("session_created", |event| {
-            matches!(event, JournalEvent::SessionCreated { .. })
-        })
-        .await;
-    let JournalEvent::SessionCreated {
+    let CreatedSession {
         session,
         device,
         transport: created_over,
         mode,
         ..
-    } = created
-    else {
-        unreachable!("matched above")
-    };
+    } = wait_for_session_created(journal).await;
     assert_eq!(
         created_over, transport,
         "the session came over the wrong transport"
@@ -493,59 +468,42 @@ async fn assert_live_session(
     session
 }
 
+/// One test per `name: release, signaling;` line, each running `case(release, signaling)`: the
+/// same scenario against every release and signaling that should pass it.
+macro_rules! page_cases {
+    ($case:ident; $($name:ident: $release:literal, $signaling:ident;)+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $case($release, Signaling::$signaling).await;
+            }
+        )+
+    };
+}
+
 async fn live_case(release: &str, signaling: Signaling) {
-    let emulator = start_emulator(release).await;
-    let mut journal = JournalWatch::new(&emulator);
+    let (emulator, mut journal) = start_gateway(release).await;
     let run = run_page(&emulator, release, signaling, &[], DRIVER_TIMEOUT).await;
     assert_live_session(&run, &mut journal, release, signaling).await;
     emulator.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rest_live_2023r1() {
-    live_case("2023R1", Signaling::Rest).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rest_live_2023r3() {
-    live_case("2023R3", Signaling::Rest).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rest_live_2024r1() {
-    live_case("2024R1", Signaling::Rest).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rest_live_2024r2() {
-    live_case("2024R2", Signaling::Rest).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rest_live_2025r1() {
-    live_case("2025R1", Signaling::Rest).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rest_live_2025r2() {
-    live_case("2025R2", Signaling::Rest).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn websocket_live_2025r1() {
-    live_case("2025R1", Signaling::WebSocket).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn websocket_live_2025r2() {
-    live_case("2025R2", Signaling::WebSocket).await;
+page_cases! {
+    live_case;
+    rest_live_2023r1: "2023R1", Rest;
+    rest_live_2023r3: "2023R3", Rest;
+    rest_live_2024r1: "2024R1", Rest;
+    rest_live_2024r2: "2024R2", Rest;
+    rest_live_2025r1: "2025R1", Rest;
+    rest_live_2025r2: "2025R2", Rest;
+    websocket_live_2025r1: "2025R1", WebSocket;
+    websocket_live_2025r2: "2025R2", WebSocket;
 }
 
 /// The 2025R2 page's PTZ arrows and aux buttons reach the emulator over the `commands` channel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ptz_and_aux_2025r2_reach_the_journal() {
-    let emulator = start_emulator("2025R2").await;
-    let mut journal = JournalWatch::new(&emulator);
+    let (emulator, mut journal) = start_gateway("2025R2").await;
     let run = run_page(
         &emulator,
         "2025R2",
@@ -599,12 +557,11 @@ async fn ptz_and_aux_2025r2_reach_the_journal() {
 /// passing cases really depend on the emulator's own preflight answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_off_blocks_the_page() {
-    let emulator = start_emulator_with(EmulatorConfig {
+    let (emulator, mut journal) = start_gateway_with(EmulatorConfig {
         cors: false,
         ..config_for("2025R2")
     })
     .await;
-    let mut journal = JournalWatch::new(&emulator);
     let run = run_page(
         &emulator,
         "2025R2",
@@ -622,12 +579,11 @@ async fn cors_off_blocks_the_page() {
     );
     // The token POST is a simple request and gets through; the session POST needs a preflight
     // (Authorization header), which fails, so no session may exist.
-    let sessions = journal
-        .drain()
-        .iter()
-        .filter(|event| matches!(event, JournalEvent::SessionCreated { .. }))
-        .count();
-    assert_eq!(sessions, 0, "no session may be created without CORS");
+    assert_eq!(
+        journal.sessions_created(),
+        0,
+        "no session may be created without CORS"
+    );
     emulator.shutdown().await;
 }
 
@@ -661,8 +617,7 @@ fn label_unix_ms(label: &str, year: i32) -> Option<i64> {
 }
 
 async fn playback_gap_case(release: &str, signaling: Signaling) {
-    let emulator = start_emulator(release).await;
-    let mut journal = JournalWatch::new(&emulator);
+    let (emulator, mut journal) = start_gateway(release).await;
     let run = run_page(
         &emulator,
         release,
@@ -736,20 +691,12 @@ async fn playback_gap_case(release: &str, signaling: Signaling) {
         "the <video> must have advanced: {labels:#?}"
     );
 
-    let created = journal
-        .wait_for("session_created (playback)", |event| {
-            matches!(event, JournalEvent::SessionCreated { .. })
-        })
-        .await;
-    let JournalEvent::SessionCreated {
+    let CreatedSession {
         mode,
         playback,
         transport,
         ..
-    } = created
-    else {
-        unreachable!("matched above")
-    };
+    } = wait_for_session_created(&mut journal).await;
     assert_eq!(mode, "playback");
     assert_eq!(transport, signaling.transport());
     let playback = playback.expect("playback details in the journal");
@@ -759,19 +706,11 @@ async fn playback_gap_case(release: &str, signaling: Signaling) {
     emulator.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rest_playback_across_a_gap_2023r3() {
-    playback_gap_case("2023R3", Signaling::Rest).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rest_playback_across_a_gap_2025r2() {
-    playback_gap_case("2025R2", Signaling::Rest).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn websocket_playback_across_a_gap_2025r1() {
-    playback_gap_case("2025R1", Signaling::WebSocket).await;
+page_cases! {
+    playback_gap_case;
+    rest_playback_across_a_gap_2023r3: "2023R3", Rest;
+    rest_playback_across_a_gap_2025r2: "2025R2", Rest;
+    websocket_playback_across_a_gap_2025r1: "2025R1", WebSocket;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -784,12 +723,11 @@ const SHORT_TOKEN_LIFETIME: Duration = Duration::from_secs(66);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_refresh_keeps_the_2025r2_page_playing() {
-    let emulator = start_emulator_with(EmulatorConfig {
+    let (emulator, mut journal) = start_gateway_with(EmulatorConfig {
         token_lifetime: SHORT_TOKEN_LIFETIME,
         ..config_for("2025R2")
     })
     .await;
-    let mut journal = JournalWatch::new(&emulator);
     let run = run_page(
         &emulator,
         "2025R2",
@@ -870,19 +808,10 @@ async fn expect_page_failure(
     run
 }
 
-fn sessions_created(journal: &mut JournalWatch) -> usize {
-    journal
-        .drain()
-        .iter()
-        .filter(|event| matches!(event, JournalEvent::SessionCreated { .. }))
-        .count()
-}
-
 /// The page shows the identity provider's `error_description` for a failed login.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_shows_the_idp_error_2025r2() {
-    let emulator = start_emulator("2025R2").await;
-    let mut journal = JournalWatch::new(&emulator);
+    let (emulator, mut journal) = start_gateway("2025R2").await;
     // The driver's last --password wins.
     expect_page_failure(
         &emulator,
@@ -897,8 +826,7 @@ async fn wrong_password_shows_the_idp_error_2025r2() {
             matches!(event, JournalEvent::TokenRefused { .. })
         })
         .await;
-    assert_eq!(sessions_created(&mut journal), 0);
-    emulator.shutdown().await;
+    assert_no_session_and_shut_down(emulator, journal).await;
 }
 
 /// A GUID that is no stream of the camera (e.g. a stream of another camera pasted by mistake).
@@ -909,8 +837,7 @@ const FOREIGN_STREAM: &str = "0D1E2F3A-4B5C-4D6E-8F70-8192A3B4C5D6";
 /// the message itself is only in the response the browser received (its network panel).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_stream_400_reaches_the_rest_page_2025r2() {
-    let emulator = start_emulator("2025R2").await;
-    let mut journal = JournalWatch::new(&emulator);
+    let (emulator, mut journal) = start_gateway("2025R2").await;
     let run = expect_page_failure(
         &emulator,
         "2025R2",
@@ -938,15 +865,13 @@ async fn unknown_stream_400_reaches_the_rest_page_2025r2() {
             matches!(event, JournalEvent::HttpRejected { status: 400, field: Some(f), .. } if f == "streamId")
         })
         .await;
-    assert_eq!(sessions_created(&mut journal), 0);
-    emulator.shutdown().await;
+    assert_no_session_and_shut_down(emulator, journal).await;
 }
 
 /// WebSocket: the emulator's `error` notification is shown in the page's log, message and all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_stream_error_is_shown_by_the_websocket_page_2025r2() {
-    let emulator = start_emulator("2025R2").await;
-    let mut journal = JournalWatch::new(&emulator);
+    let (emulator, journal) = start_gateway("2025R2").await;
     expect_page_failure(
         &emulator,
         "2025R2",
@@ -955,16 +880,14 @@ async fn unknown_stream_error_is_shown_by_the_websocket_page_2025r2() {
         &["Server error: streamID:", "has no stream"],
     )
     .await;
-    assert_eq!(sessions_created(&mut journal), 0);
-    emulator.shutdown().await;
+    assert_no_session_and_shut_down(emulator, journal).await;
 }
 
 /// A 2025 R1 page in WebSocket mode against a 2024 R2 gateway: there is no WebSocket endpoint,
 /// the handshake gets a 404, and the page (which has no socket error handler) never plays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_page_2025r1_fails_against_a_2024r2_gateway() {
-    let emulator = start_emulator("2024R2").await;
-    let mut journal = JournalWatch::new(&emulator);
+    let (emulator, mut journal) = start_gateway("2024R2").await;
     let run = expect_page_failure(
         &emulator,
         "2025R1",
@@ -987,15 +910,13 @@ async fn websocket_page_2025r1_fails_against_a_2024r2_gateway() {
                 if path.to_ascii_lowercase().contains("/ws/webrtc/v1"))
         })
         .await;
-    assert_eq!(sessions_created(&mut journal), 0);
-    emulator.shutdown().await;
+    assert_no_session_and_shut_down(emulator, journal).await;
 }
 
 /// The 2025 R2 page names the camera only as `deviceId`, which a 2025 R1 gateway does not read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_page_2025r2_is_refused_by_a_2025r1_gateway_naming_camera_id() {
-    let emulator = start_emulator("2025R1").await;
-    let mut journal = JournalWatch::new(&emulator);
+    let (emulator, mut journal) = start_gateway("2025R1").await;
     expect_page_failure(
         &emulator,
         "2025R2",
@@ -1009,8 +930,7 @@ async fn rest_page_2025r2_is_refused_by_a_2025r1_gateway_naming_camera_id() {
             matches!(event, JournalEvent::HttpRejected { status: 400, field: Some(f), .. } if f == "cameraId")
         })
         .await;
-    assert_eq!(sessions_created(&mut journal), 0);
-    emulator.shutdown().await;
+    assert_no_session_and_shut_down(emulator, journal).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1056,8 +976,7 @@ fn decode_base64(text: &str) -> Vec<u8> {
 /// stream's is its first frame, so the shown time trails the drawn one by the session set-up
 /// time, which the journal's `first_frame_sent` and the page's `frameStartTime` give exactly.
 async fn frame_time_case(playback: Option<&str>) {
-    let emulator = start_emulator("2025R2").await;
-    let mut journal = JournalWatch::new(&emulator);
+    let (emulator, mut journal) = start_gateway("2025R2").await;
     // Without audio the page's first receiver is the video one, so it shows the video clock.
     let mut args = vec![
         "--no-audio",
@@ -1151,8 +1070,7 @@ async fn shown_frame_time_is_the_drawn_time_playback_2025r2() {
 /// timestamp by 8) is the live time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn microphone_device_plays_audio_only_2025r2() {
-    let emulator = start_emulator("2025R2").await;
-    let mut journal = JournalWatch::new(&emulator);
+    let (emulator, mut journal) = start_gateway("2025R2").await;
     let microphone = xprotect_emulator::devices::FRONT_DOOR_MICROPHONE.to_string();
     // The driver's last --camera wins: the page's DeviceId field gets the microphone.
     let run = run_page(
@@ -1189,20 +1107,12 @@ async fn microphone_device_plays_audio_only_2025r2() {
         (shown - audio.page_now_ms).abs() < 5_000,
         "the audio time shown ({label}) is not the live time: {audio:?}"
     );
-    let created = journal
-        .wait_for("session_created", |event| {
-            matches!(event, JournalEvent::SessionCreated { .. })
-        })
-        .await;
-    let JournalEvent::SessionCreated {
+    let CreatedSession {
         session,
         device,
         include_audio,
         ..
-    } = created
-    else {
-        unreachable!("matched above")
-    };
+    } = wait_for_session_created(&mut journal).await;
     assert_eq!(device.to_ascii_lowercase(), microphone.to_ascii_lowercase());
     assert!(include_audio);
     journal
