@@ -4,51 +4,30 @@
 
 mod common;
 
-use std::process::{Output, Stdio};
+use common::JournalWatch;
+use std::path::Path;
+use std::process::Output;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
+use xprotect_emulator::JournalEvent;
 use xprotect_emulator::devices::FRONT_DOOR_MICROPHONE;
 
-const BIN: &str = env!("CARGO_BIN_EXE_xprotect-webrtc");
 /// Between the emulator's tone (peak 1000) and its clicks (peak 20000).
 const CLICK_THRESHOLD: i16 = 8_000;
 
-async fn record(gateway: &str, args: &[&str]) -> Output {
-    let mut child = Command::new(BIN)
-        .args([
-            "record",
-            "--gateway",
-            gateway,
-            "--user",
-            "admin",
-            "--password-stdin",
-        ])
-        .args(["--bind", "127.0.0.1"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    stdin.write_all(b"admin\n").await.unwrap();
-    drop(stdin);
-    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-        .await
-        .expect("record finishes")
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+/// Records `camera` to `out` with `args`; asserts that it succeeds within 30 s.
+async fn record(gateway: &str, camera: &str, out: &Path, args: &[&str]) -> Output {
+    let mut command = common::cli("record", gateway);
+    command
+        .args(["--bind", "127.0.0.1", "--camera", camera, "-o"])
+        .arg(out)
+        .args(args);
+    let output = common::run_with_password(command, Duration::from_secs(30)).await;
+    common::assert_success(&output);
     output
 }
 
 /// Codec names of the file's streams, in order, as `type:codec`.
-fn stream_codecs(path: &std::path::Path) -> Vec<String> {
+fn stream_codecs(path: &Path) -> Vec<String> {
     let output = std::process::Command::new("ffprobe")
         .args([
             "-v",
@@ -72,7 +51,7 @@ fn stream_codecs(path: &std::path::Path) -> Vec<String> {
 
 /// The audio decoded to 8 kHz mono s16le on the file's timeline (`-copyts`, so sample 0 is the
 /// track's media time 0), and the start of the audio track in seconds.
-fn decoded_audio(path: &std::path::Path) -> (Vec<i16>, f64) {
+fn decoded_audio(path: &Path) -> (Vec<i16>, f64) {
     let start = std::process::Command::new("ffprobe")
         .args([
             "-v",
@@ -124,44 +103,31 @@ fn lines(text: &str, kind: &str) -> Vec<serde_json::Value> {
 }
 
 /// The recording time of the session's first video frame, from the emulator's journal.
-fn first_frame_recording_ms(
-    journal: &mut tokio::sync::broadcast::Receiver<xprotect_emulator::JournalEntry>,
-) -> i64 {
-    while let Ok(entry) = journal.try_recv() {
-        if let xprotect_emulator::JournalEvent::FirstFrameSent {
-            recording_unix_ms, ..
-        } = entry.event
-        {
-            return recording_unix_ms;
-        }
-    }
-    panic!("the journal has the first frame");
+fn first_frame_recording_ms(journal: &mut JournalWatch) -> i64 {
+    journal
+        .drain()
+        .iter()
+        .find_map(|event| match event {
+            JournalEvent::FirstFrameSent {
+                recording_unix_ms, ..
+            } => Some(*recording_unix_ms),
+            _ => None,
+        })
+        .expect("the journal has the first frame")
 }
 
 /// A live recording with audio: both streams, clicks on whole seconds of the frame clock, and
 /// each click within 40 ms of the video frame of that second in the file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_recording_has_aligned_audio_with_clicks_on_whole_seconds() {
-    let emulator = common::emulator().await;
-    let mut journal = emulator.journal();
-    let dir = tempfile::tempdir().unwrap();
+    let (emulator, dir) = common::emulator_and_scratch_dir().await;
+    let mut journal = JournalWatch::new(&emulator);
     let out = dir.path().join("av.mp4");
     let times = dir.path().join("times.jsonl");
     let camera = common::first_camera().to_string();
-    record(
-        &emulator.gateway_url(),
-        &[
-            "--camera",
-            &camera,
-            "--duration",
-            "2500ms",
-            "-o",
-            out.to_str().unwrap(),
-            "--frame-times",
-            times.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let times_arg = times.to_str().unwrap();
+    let args = ["--duration", "2500ms", "--frame-times", times_arg];
+    record(&emulator.gateway_url(), &camera, &out, &args).await;
     assert_eq!(stream_codecs(&out), ["h264:video", "audio:pcm_mulaw"]);
     let log = std::fs::read_to_string(&times).unwrap();
     let video = lines(&log, "video");
@@ -204,43 +170,25 @@ async fn live_recording_has_aligned_audio_with_clicks_on_whole_seconds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_audio_flag_records_video_only() {
-    let emulator = common::emulator().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (emulator, dir) = common::emulator_and_scratch_dir().await;
     let out = dir.path().join("v.mp4");
     let camera = common::first_camera().to_string();
-    record(
-        &emulator.gateway_url(),
-        &[
-            "--camera",
-            &camera,
-            "--duration",
-            "1s",
-            "--no-audio",
-            "-o",
-            out.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let args = ["--duration", "1s", "--no-audio"];
+    record(&emulator.gateway_url(), &camera, &out, &args).await;
     assert_eq!(stream_codecs(&out), ["h264:video"]);
     emulator.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_microphone_records_an_audio_only_file() {
-    let emulator = common::emulator().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (emulator, dir) = common::emulator_and_scratch_dir().await;
     let out = dir.path().join("mic.mp4");
     let mic = FRONT_DOOR_MICROPHONE.to_string();
     record(
         &emulator.gateway_url(),
-        &[
-            "--camera",
-            &mic,
-            "--duration",
-            "1500ms",
-            "-o",
-            out.to_str().unwrap(),
-        ],
+        &mic,
+        &out,
+        &["--duration", "1500ms"],
     )
     .await;
     assert_eq!(stream_codecs(&out), ["audio:pcm_mulaw"]);
@@ -252,24 +200,11 @@ async fn a_microphone_records_an_audio_only_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn playback_at_speed_one_has_audio_from_the_requested_time() {
-    let emulator = common::emulator().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (emulator, dir) = common::emulator_and_scratch_dir().await;
     let out = dir.path().join("pb.mp4");
     let camera = common::first_camera().to_string();
-    record(
-        &emulator.gateway_url(),
-        &[
-            "--camera",
-            &camera,
-            "--from",
-            "2025-01-15T12:00:00.5Z",
-            "--duration",
-            "2s",
-            "-o",
-            out.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let args = ["--from", "2025-01-15T12:00:00.5Z", "--duration", "2s"];
+    record(&emulator.gateway_url(), &camera, &out, &args).await;
     assert_eq!(stream_codecs(&out), ["h264:video", "audio:pcm_mulaw"]);
     let (samples, audio_start) = decoded_audio(&out);
     let found = clicks(&samples);

@@ -3,39 +3,16 @@
 
 mod common;
 
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_xprotect-webrtc");
 const STREAM_2: &str = "28DC44C3-079E-4C94-8EC9-60363451EB41";
 
 /// Run the binary with `args` after the connection flags, `admin` on stdin.
 async fn run(gateway: &str, command: &str, args: &[&str]) -> Output {
-    let mut child = Command::new(BIN)
-        .args([
-            command,
-            "--gateway",
-            gateway,
-            "--user",
-            "admin",
-            "--password-stdin",
-        ])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    stdin.write_all(b"admin\n").await.unwrap();
-    drop(stdin);
-    tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("the process ends in time")
-        .unwrap()
+    let mut cli = common::cli(command, gateway);
+    cli.args(args);
+    common::run_with_password(cli, Duration::from_secs(60)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,47 +8,27 @@
 
 mod common;
 
+use common::BIN;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::datetime;
-use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 use xprotect_proto::h264::annex_b;
 use xprotect_proto::h264::sei::FrameStamp;
 
-const BIN: &str = env!("CARGO_BIN_EXE_xprotect-webrtc");
 const FRAME_MS: i64 = 40;
 
 /// Runs `export` to `output` with `extra` flags; returns (success, stderr).
 async fn export(gateway: &str, output: &Path, extra: &[&str]) -> (bool, String) {
-    let mut child = Command::new(BIN)
-        .args(["export", "--gateway", gateway, "--user", "admin"])
-        .args([
-            "--password-stdin",
-            "--bind",
-            "127.0.0.1",
-            "--camera",
-            "Front Door",
-        ])
+    let mut command = common::cli("export", gateway);
+    command
+        .args(["--bind", "127.0.0.1", "--camera", "Front Door"])
         .arg("-o")
         .arg(output)
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    stdin.write_all(b"admin\n").await.unwrap();
-    drop(stdin);
-    let output = tokio::time::timeout(Duration::from_secs(40), child.wait_with_output())
-        .await
-        .expect("the export ends in time")
-        .unwrap();
+        .args(extra);
+    let output = common::run_with_password(command, Duration::from_secs(40)).await;
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stderr).into_owned(),

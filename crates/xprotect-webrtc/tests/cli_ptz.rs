@@ -6,16 +6,12 @@ mod common;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 use xprotect_client::commands::PtzDirection;
 use xprotect_client::media::DtlsRole;
 use xprotect_client::session::{Session, SessionEvent, SignalingKind};
-use xprotect_emulator::{Emulator, EmulatorConfig, RunningEmulator};
-
-const BIN: &str = env!("CARGO_BIN_EXE_xprotect-webrtc");
+use xprotect_emulator::{EmulatorConfig, RunningEmulator};
 
 /// Bound on one CLI run: login, session, channel, send, acknowledgement, close.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -38,12 +34,11 @@ impl Gateway {
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let journal = dir.path().join("journal.jsonl");
-        let emulator = Emulator::start(EmulatorConfig {
+        let emulator = common::start_emulator(EmulatorConfig {
             journal: Some(journal.clone()),
             ..EmulatorConfig::ephemeral()
         })
-        .await
-        .expect("emulator starts on loopback");
+        .await;
         Self {
             emulator,
             journal,
@@ -94,43 +89,20 @@ fn journal_entries(path: &Path, event: &str) -> Vec<Value> {
 
 /// The binary with the connection flags, reading the password from stdin.
 fn cli(gateway: &str, subcommand: &str) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .args([
-            subcommand,
-            "--gateway",
-            gateway,
-            "--user",
-            "admin",
-            "--password-stdin",
-            "--bind",
-            "127.0.0.1",
-            "--camera",
-            &common::first_camera().to_string(),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut command = common::cli(subcommand, gateway);
+    command.args([
+        "--bind",
+        "127.0.0.1",
+        "--camera",
+        &common::first_camera().to_string(),
+    ]);
     command
 }
 
-/// Runs it with `stdin` as its whole input; asserts success; returns stdout.
-async fn run_ok(mut command: Command, stdin: &str) -> String {
-    let mut child = command.spawn().unwrap();
-    let mut input = child.stdin.take().expect("stdin is piped");
-    input.write_all(stdin.as_bytes()).await.unwrap();
-    drop(input);
-    let output = tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output())
-        .await
-        .expect("the command ends in time")
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstderr:\n{stderr}",
-        output.status
-    );
+/// Runs it with the password on stdin; asserts success; returns stdout.
+async fn run_ok(command: Command) -> String {
+    let output = common::run_with_password(command, RUN_TIMEOUT).await;
+    common::assert_success(&output);
     String::from_utf8(output.stdout).unwrap()
 }
 
@@ -148,6 +120,14 @@ fn envelope(message: &Value) -> &'static str {
         (None, Some(v)) if v == "2.0" => "jsonrpc",
         _ => panic!("no single known envelope in {text}"),
     }
+}
+
+/// Each message's command as the emulator understood it, and the envelope it came in.
+fn commands_and_envelopes(messages: &[Value]) -> Vec<(&str, &'static str)> {
+    messages
+        .iter()
+        .map(|m| (m["command"].as_str().unwrap(), envelope(m)))
+        .collect()
 }
 
 /// The emulator's PTZ state entries (`ptz_moved`, `aux_set`), where this emulator journals
@@ -177,7 +157,7 @@ async fn ptz_left_goes_out_on_the_commands_channel_in_the_sample_envelope() {
     let gateway = Gateway::start().await;
     let mut command = cli(&gateway.url(), "ptz");
     command.args(["--move", "left"]);
-    let stdout = run_ok(command, "admin\n").await;
+    let stdout = run_ok(command).await;
 
     let messages = gateway.messages(1).await;
     assert_eq!(messages.len(), 1, "{messages:#?}");
@@ -231,7 +211,7 @@ async fn every_direction_in_both_envelopes() {
         futures_util::future::join_all(batch.iter().map(|((flag, _), envelope)| {
             let mut command = cli(&gateway.url(), "ptz");
             command.args(["--move", flag, "--envelope", envelope]);
-            run_ok(command, "admin\n")
+            run_ok(command)
         }))
         .await;
     }
@@ -269,23 +249,20 @@ async fn repeat_sends_every_step_and_aux_switches_on_and_off() {
         "--envelope",
         "jsonrpc",
     ]);
-    let stdout = run_ok(ptz, "admin\n").await;
+    let stdout = run_ok(ptz).await;
     assert_eq!(stdout.lines().count(), 3, "{stdout}");
 
     let mut on = cli(&gateway.url(), "aux");
     on.args(["--number", "2", "--on"]);
-    let stdout = run_ok(on, "admin\n").await;
+    let stdout = run_ok(on).await;
     assert!(stdout.contains(r#""auxNumber":"2""#), "{stdout}");
 
     let mut off = cli(&gateway.url(), "aux");
     off.args(["--number", "4", "--off", "--envelope", "jsonrpc"]);
-    run_ok(off, "admin\n").await;
+    run_ok(off).await;
 
     let messages = gateway.messages(5).await;
-    let commands: Vec<_> = messages
-        .iter()
-        .map(|m| (m["command"].as_str().unwrap(), envelope(m)))
-        .collect();
+    let commands = commands_and_envelopes(&messages);
     assert_eq!(
         commands,
         [
@@ -328,14 +305,7 @@ async fn record_sends_piped_commands_and_skips_bad_lines() {
         "{\"ptz\":\"up\",\"envelope\":\"jsonrpc\"}\n",
         "{\"ApiVersion\":\"1.0\",\"type\":\"request\",\"method\":\"setAux\",\"params\":{\"on\":false,\"auxNumber\":\"2\"}}\n",
     );
-    let mut child = command.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input.as_bytes()).await.unwrap();
-    drop(stdin);
-    let output = tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output())
-        .await
-        .expect("the recording ends in time")
-        .unwrap();
+    let output = common::run_with_stdin(command, input, RUN_TIMEOUT).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     // Lines count from the first command line (the password line is not one).
@@ -353,10 +323,7 @@ async fn record_sends_piped_commands_and_skips_bad_lines() {
     );
 
     let messages = gateway.messages(4).await;
-    let commands: Vec<_> = messages
-        .iter()
-        .map(|m| (m["command"].as_str().unwrap(), envelope(m)))
-        .collect();
+    let commands = commands_and_envelopes(&messages);
     assert_eq!(
         commands,
         [
@@ -428,12 +395,7 @@ async fn a_missing_commands_file_fails_before_connecting() {
     command
         .args(["-o", "never.mp4", "--commands"])
         .arg(&missing);
-    let mut child = command.spawn().unwrap();
-    drop(child.stdin.take());
-    let output = tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output())
-        .await
-        .expect("it ends at once")
-        .unwrap();
+    let output = common::run_with_stdin(command, "", RUN_TIMEOUT).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(

@@ -2,24 +2,17 @@
 
 mod common;
 
+use common::BIN;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_xprotect-webrtc");
-
 fn record(gateway: &str, output: &Path, extra: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
+    let mut command = common::cli("record", gateway);
     command
         .args([
-            "record",
-            "--gateway",
-            gateway,
-            "--user",
-            "admin",
-            "--password-stdin",
             "--bind",
             "127.0.0.1",
             // These tests count video frames in --frame-times and the file; audio has its own
@@ -32,11 +25,7 @@ fn record(gateway: &str, output: &Path, extra: &[&str]) -> Command {
             "-o",
         ])
         .arg(output)
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .args(extra);
     command
 }
 
@@ -57,12 +46,11 @@ async fn finish(child: Child, limit: Duration) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn record_writes_playable_mp4_and_frame_times_over_both_transports() {
-    let emulator = common::emulator().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (emulator, dir) = common::emulator_and_scratch_dir().await;
     for signaling in ["ws", "rest"] {
         let mp4 = dir.path().join(format!("{signaling}.mp4"));
         let times = dir.path().join(format!("{signaling}.jsonl"));
-        let mut child = record(
+        let mut command = record(
             &emulator.gateway_url(),
             &mp4,
             &[
@@ -72,12 +60,9 @@ async fn record_writes_playable_mp4_and_frame_times_over_both_transports() {
                 signaling,
                 "--frame-times",
             ],
-        )
-        .arg(&times)
-        .spawn()
-        .unwrap();
-        send_password(&mut child, "admin").await;
-        let output = finish(child, Duration::from_secs(60)).await;
+        );
+        command.arg(&times);
+        let output = common::run_with_password(command, Duration::from_secs(60)).await;
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
             output.status.success(),
@@ -165,8 +150,7 @@ async fn recording_with_frames(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_recording_stays_playable() {
-    let emulator = common::emulator().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (emulator, dir) = common::emulator_and_scratch_dir().await;
     let mp4 = dir.path().join("killed.mp4");
     let (mut child, _lines) = recording_with_frames(&emulator.gateway_url(), &mp4, 80).await;
     child.start_kill().unwrap(); // SIGKILL: no chance to finish the file
@@ -182,8 +166,7 @@ async fn a_killed_recording_stays_playable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_finishes_the_file_with_every_frame() {
-    let emulator = common::emulator().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (emulator, dir) = common::emulator_and_scratch_dir().await;
     let mp4 = dir.path().join("interrupted.mp4");
     let (child, mut lines) = recording_with_frames(&emulator.gateway_url(), &mp4, 40).await;
     let pid = child.id().expect("still running").to_string();
@@ -215,15 +198,11 @@ async fn ctrl_c_finishes_the_file_with_every_frame() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_h264_and_stdout_outputs_decode() {
-    let emulator = common::emulator().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (emulator, dir) = common::emulator_and_scratch_dir().await;
     let h264 = dir.path().join("cam.h264");
-    let mut child = record(&emulator.gateway_url(), &h264, &["--duration", "2s"])
-        .spawn()
-        .unwrap();
-    send_password(&mut child, "admin").await;
+    let command = record(&emulator.gateway_url(), &h264, &["--duration", "2s"]);
     assert!(
-        finish(child, Duration::from_secs(60))
+        common::run_with_password(command, Duration::from_secs(60))
             .await
             .status
             .success()
@@ -231,15 +210,12 @@ async fn raw_h264_and_stdout_outputs_decode() {
     assert_eq!(common::ffprobe(&h264).0, "h264");
     assert_eq!(common::ffmpeg_decode_errors(&h264), "");
 
-    let mut child = record(
+    let command = record(
         &emulator.gateway_url(),
         Path::new("-"),
         &["--duration", "2s"],
-    )
-    .spawn()
-    .unwrap();
-    send_password(&mut child, "admin").await;
-    let output = finish(child, Duration::from_secs(60)).await;
+    );
+    let output = common::run_with_password(command, Duration::from_secs(60)).await;
     assert!(
         output.status.success(),
         "{}",
@@ -256,14 +232,11 @@ async fn raw_h264_and_stdout_outputs_decode() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_and_unknown_camera_fail_clearly() {
-    let emulator = common::emulator().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (emulator, dir) = common::emulator_and_scratch_dir().await;
     let out = dir.path().join("x.mp4");
-    let mut child = record(&emulator.gateway_url(), &out, &["--duration", "1s"])
-        .spawn()
-        .unwrap();
-    send_password(&mut child, "not-the-password").await;
-    let output = finish(child, Duration::from_secs(30)).await;
+    let command = record(&emulator.gateway_url(), &out, &["--duration", "1s"]);
+    let output =
+        common::run_with_stdin(command, "not-the-password\n", Duration::from_secs(30)).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("wrong user name or password"), "{stderr}");
@@ -272,45 +245,20 @@ async fn wrong_password_and_unknown_camera_fail_clearly() {
         "the password must never be printed"
     );
 
-    let mut child = Command::new(BIN)
-        .args([
-            "record",
-            "--gateway",
-            &emulator.gateway_url(),
-            "--user",
-            "admin",
-            "--password-stdin",
-            "-o",
-        ])
-        .arg(&out)
-        .args([
-            "--camera",
-            "00000000-1111-2222-3333-444444444444",
-            "--duration",
-            "1s",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    send_password(&mut child, "admin").await;
-    let output = finish(child, Duration::from_secs(30)).await;
+    let mut command = common::cli("record", &emulator.gateway_url());
+    command.arg("-o").arg(&out).args([
+        "--camera",
+        "00000000-1111-2222-3333-444444444444",
+        "--duration",
+        "1s",
+    ]);
+    let output = common::run_with_password(command, Duration::from_secs(30)).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(4), "{stderr}");
     assert!(stderr.to_lowercase().contains("not"), "{stderr}");
 
-    let output = Command::new(BIN)
-        .args([
-            "record",
-            "--gateway",
-            &emulator.gateway_url(),
-            "--user",
-            "admin",
-            "--password-stdin",
-            "-o",
-            "x.mp4",
-        ])
+    let output = common::cli("record", &emulator.gateway_url())
+        .args(["-o", "x.mp4"])
         .args(["--camera", "front-door"])
         .stdin(Stdio::null())
         .output()
@@ -325,22 +273,8 @@ async fn wrong_password_and_unknown_camera_fail_clearly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_prints_expiry_but_not_the_token() {
     let emulator = common::emulator().await;
-    let mut child = Command::new(BIN)
-        .args([
-            "login",
-            "--gateway",
-            &emulator.gateway_url(),
-            "--user",
-            "admin",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    send_password(&mut child, "admin").await;
-    let output = finish(child, Duration::from_secs(30)).await;
+    let command = common::cli("login", &emulator.gateway_url());
+    let output = common::run_with_password(command, Duration::from_secs(30)).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
