@@ -96,6 +96,18 @@ impl Viewer {
         viewer
     }
 
+    /// Drives the answerer until the last picture received carries `wanted` as its PTZ state.
+    async fn run_until_picture_shows(&mut self, wanted: (f32, f32, Vec<bool>)) {
+        self.run_until(|a, _| {
+            a.frames
+                .last()
+                .and_then(|f| stamp(&f.data))
+                .and_then(|s| ptz_of(&s))
+                == Some(wanted.clone())
+        })
+        .await;
+    }
+
     /// Drives the answerer (reading the journal as it goes) until `done`.
     async fn run_until(&mut self, mut done: impl FnMut(&Answerer, &[JournalEvent]) -> bool) {
         let journal = &mut self.journal;
@@ -128,6 +140,15 @@ impl Viewer {
     }
 }
 
+/// The default emulator, and a viewer of `camera` connected to it.
+async fn emulator_and_viewer(camera: Uuid) -> (RunningEmulator, Viewer) {
+    let emulator = Emulator::start(EmulatorConfig::ephemeral())
+        .await
+        .expect("emulator");
+    let viewer = Viewer::connect(&emulator, camera).await;
+    (emulator, viewer)
+}
+
 /// The SEI stamp of a received access unit.
 fn stamp(frame: &[u8]) -> Option<FrameStamp> {
     split_annex_b(frame)
@@ -141,10 +162,7 @@ fn ptz_of(stamp: &FrameStamp) -> Option<(f32, f32, Vec<bool>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ptz_and_aux_move_the_shared_camera_state_and_reach_the_sei() {
-    let emulator = Emulator::start(EmulatorConfig::ephemeral())
-        .await
-        .expect("emulator");
-    let mut viewer = Viewer::connect(&emulator, FRONT_DOOR_ID).await;
+    let (emulator, mut viewer) = emulator_and_viewer(FRONT_DOOR_ID).await;
     let session = viewer.session.to_string();
     let camera = FRONT_DOOR_ID.to_string();
 
@@ -220,15 +238,7 @@ async fn ptz_and_aux_move_the_shared_camera_state_and_reach_the_sei() {
 
     // Pictures encoded from now on carry the new state.
     let wanted = (10.0, 20.0, vec![false, true, false, false]);
-    viewer
-        .run_until(|a, _| {
-            a.frames
-                .last()
-                .and_then(|f| stamp(&f.data))
-                .and_then(|s| ptz_of(&s))
-                == Some(wanted.clone())
-        })
-        .await;
+    viewer.run_until_picture_shows(wanted.clone()).await;
 
     // The state belongs to the camera: a second viewer starts with it, and its `home` moves the
     // picture the first viewer sees too.
@@ -244,23 +254,14 @@ async fn ptz_and_aux_move_the_shared_camera_state_and_reach_the_sei() {
         })
         .await;
     viewer
-        .run_until(|a, _| {
-            a.frames
-                .last()
-                .and_then(|f| stamp(&f.data))
-                .and_then(|s| ptz_of(&s))
-                == Some((0.0, 0.0, vec![false, true, false, false]))
-        })
+        .run_until_picture_shows((0.0, 0.0, vec![false, true, false, false]))
         .await;
     emulator.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fixed_camera_rejects_moves_but_switches_aux() {
-    let emulator = Emulator::start(EmulatorConfig::ephemeral())
-        .await
-        .expect("emulator");
-    let mut viewer = Viewer::connect(&emulator, PARKING_LOT_ID).await;
+    let (emulator, mut viewer) = emulator_and_viewer(PARKING_LOT_ID).await;
     let session = viewer.session.to_string();
     viewer.send(&Command::PtzMove(PtzDirection::Left));
     viewer.send(&Command::SetAux {
@@ -301,10 +302,7 @@ async fn a_fixed_camera_rejects_moves_but_switches_aux() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_on_the_commands_channel_is_journaled_and_streaming_goes_on() {
-    let emulator = Emulator::start(EmulatorConfig::ephemeral())
-        .await
-        .expect("emulator");
-    let mut viewer = Viewer::connect(&emulator, FRONT_DOOR_ID).await;
+    let (emulator, mut viewer) = emulator_and_viewer(FRONT_DOOR_ID).await;
     let garbage = [
         "not json at all",
         "{\"method\":\"ptzMove\",\"params\":{\"direction\":\"sideways\"}}",

@@ -8,9 +8,7 @@ use std::time::Duration;
 use media_support::{Answerer, DtlsRole};
 use uuid::Uuid;
 use xprotect_emulator::camera::{default_cameras, split_annex_b};
-use xprotect_emulator::media::{
-    self, IceCandidateInit, MediaEngineConfig, MediaError, SessionRequest,
-};
+use xprotect_emulator::media::{IceCandidateInit, MediaError, SessionRequest};
 use xprotect_proto::h264::sei::FrameStamp;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -40,9 +38,7 @@ fn stamps(a: &Answerer) -> HashMap<u64, i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sessions_share_one_encoder() {
-    let (engine, mut events) = media::start(MediaEngineConfig::default())
-        .await
-        .expect("engine");
+    let (engine, mut events) = media_support::start_default_engine().await;
     let [front, parking] = [default_cameras()[0].id, default_cameras()[1].id];
     assert!(
         engine
@@ -59,13 +55,7 @@ async fn two_sessions_share_one_encoder() {
             .create_session(request(id, front))
             .await
             .expect("offer");
-        let (answerer, answer, candidate) = Answerer::answer(&offer, DtlsRole::Passive).await;
-        engine.apply_answer(id, &answer).await.expect("answer");
-        engine
-            .add_remote_candidate(id, candidate, None)
-            .await
-            .expect("candidate");
-        answerers.push(answerer);
+        answerers.push(media_support::answer_offer(&engine, id, &offer).await);
     }
     // Drive both answerers at once, each on its own task (the engine's events are not needed).
     let tasks: Vec<_> = answerers
@@ -130,9 +120,7 @@ async fn two_sessions_share_one_encoder() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gives_typed_errors() {
-    let (engine, _events) = media::start(MediaEngineConfig::default())
-        .await
-        .expect("engine");
+    let (engine, _events) = media_support::start_default_engine().await;
     let camera = default_cameras()[0].id;
 
     let missing = Uuid::new_v4();

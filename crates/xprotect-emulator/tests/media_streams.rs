@@ -6,7 +6,7 @@ mod media_support;
 
 use std::time::Duration;
 
-use media_support::{Answerer, DtlsRole};
+use media_support::Answerer;
 use openh264::decoder::Decoder;
 use openh264::formats::YUVSource;
 use time::OffsetDateTime;
@@ -15,7 +15,7 @@ use xprotect_emulator::camera::{
     FRONT_DOOR_ID, PARKING_LOT_ID, StreamKind, decode_timecode_from_luma, split_annex_b,
 };
 use xprotect_emulator::devices::{VIDEO_STREAM_1, VIDEO_STREAM_2};
-use xprotect_emulator::media::{self, MediaEngineConfig, MediaHandle, SessionRequest};
+use xprotect_emulator::media::{MediaHandle, SessionRequest};
 use xprotect_proto::h264::sei::FrameStamp;
 use xprotect_proto::wire::Playback;
 
@@ -44,12 +44,7 @@ async fn connect(engine: &MediaHandle, req: SessionRequest) -> (Answerer, String
         .find(|l| l.contains("profile-level-id"))
         .unwrap_or_default()
         .to_owned();
-    let (answerer, answer, candidate) = Answerer::answer(&offer, DtlsRole::Passive).await;
-    engine.apply_answer(id, &answer).await.expect("answer");
-    engine
-        .add_remote_candidate(id, candidate, None)
-        .await
-        .expect("candidate");
+    let answerer = media_support::answer_offer(engine, id, &offer).await;
     (answerer, fmtp)
 }
 
@@ -98,9 +93,7 @@ fn decode(answerer: &Answerer) -> ((usize, usize), usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_2_is_a_second_larger_encoding_encoded_only_while_watched() {
-    let (engine, _events) = media::start(MediaEngineConfig::default())
-        .await
-        .expect("engine");
+    let (engine, _events) = media_support::start_default_engine().await;
     let stats = engine.encoder_stats();
     assert_eq!(stats.len(), 4, "two encodings per camera: {stats:#?}");
     assert!(stats.iter().all(|s| !s.running && s.frames_encoded == 0));
@@ -169,9 +162,7 @@ async fn stream_2_is_a_second_larger_encoding_encoded_only_while_watched() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn playback_of_stream_2_serves_the_recording_of_stream_1() {
-    let (engine, _events) = media::start(MediaEngineConfig::default())
-        .await
-        .expect("engine");
+    let (engine, _events) = media_support::start_default_engine().await;
     // Inside the default recordings (2025-01-15 12:00–12:05 UTC).
     let start = OffsetDateTime::from_unix_timestamp(1_736_942_460).expect("time");
     let playback = Playback {

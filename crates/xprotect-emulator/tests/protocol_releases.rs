@@ -7,6 +7,7 @@ mod protocol_support;
 
 use std::time::Duration;
 
+use axum::Router;
 use axum::http::StatusCode;
 use futures_util::{SinkExt, StreamExt};
 use protocol_support::*;
@@ -23,6 +24,14 @@ fn config_for(release: Release) -> EmulatorConfig {
         release,
         ..config()
     }
+}
+
+/// The gateway of `release` in memory, its journal watched from the start, and a token for it.
+async fn logged_in_app(release: Release) -> (Router, broadcast::Receiver<JournalEntry>, String) {
+    let (app, state) = app_with(config_for(release)).await;
+    let journal = state.journal().subscribe();
+    let token = token(&app).await;
+    (app, journal, token)
 }
 
 /// The next `session_created` in the journal: (mode, stream, playback, include_audio).
@@ -66,16 +75,9 @@ fn everything_request(stream: &str) -> String {
 async fn release_2023r1_ignores_stream_playback_ice_servers_and_audio() {
     // A GUID that is no stream of the camera: 2025R2 refuses it, 2023R1 never reads it.
     let unknown_stream = "11111111-2222-3333-4444-555555555555";
-    let (app, state) = app_with(config_for(Release::R2023R1)).await;
-    let mut journal = state.journal().subscribe();
-    let token = token(&app).await;
-    let reply = post_json(
-        &app,
-        SESSION_PATH,
-        &token,
-        &everything_request(unknown_stream),
-    )
-    .await;
+    let body = everything_request(unknown_stream);
+    let (app, mut journal, token) = logged_in_app(Release::R2023R1).await;
+    let reply = post_json(&app, SESSION_PATH, &token, &body).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert!(reply.json["offerSDP"].is_string(), "{}", reply.text);
     assert!(
@@ -89,23 +91,14 @@ async fn release_2023r1_ignores_stream_playback_ice_servers_and_audio() {
     assert_eq!(playback, None);
     assert!(!include_audio, "2023R1 has no audio");
 
-    let (app, _state) = app_with(config_for(Release::R2025R2)).await;
-    let token = protocol_support::token(&app).await;
-    let reply = post_json(
-        &app,
-        SESSION_PATH,
-        &token,
-        &everything_request(unknown_stream),
-    )
-    .await;
+    let (app, _journal, token) = logged_in_app(Release::R2025R2).await;
+    let reply = post_json(&app, SESSION_PATH, &token, &body).await;
     assert_error(&reply, StatusCode::BAD_REQUEST, Some("streamId"));
 }
 
 #[tokio::test]
 async fn release_2023r3_reads_playback_speed_and_skip_gaps() {
-    let (app, state) = app_with(config_for(Release::R2023R3)).await;
-    let mut journal = state.journal().subscribe();
-    let token = token(&app).await;
+    let (app, mut journal, token) = logged_in_app(Release::R2023R3).await;
     let body = json!({
         "cameraId": camera(),
         "resolution": "notInUse",
@@ -126,8 +119,7 @@ async fn release_2023r3_reads_playback_speed_and_skip_gaps() {
 async fn device_id_alone_is_a_400_naming_camera_id_before_2025r2() {
     let body = json!({"deviceId": camera(), "resolution": "notInUse"}).to_string();
     for release in [Release::R2023R1, Release::R2024R2, Release::R2025R1] {
-        let (app, _state) = app_with(config_for(release)).await;
-        let token = token(&app).await;
+        let (app, _journal, token) = logged_in_app(release).await;
         let reply = post_json(&app, SESSION_PATH, &token, &body).await;
         assert_error(&reply, StatusCode::BAD_REQUEST, Some("cameraId"));
         assert!(
@@ -138,8 +130,7 @@ async fn device_id_alone_is_a_400_naming_camera_id_before_2025r2() {
             reply.text
         );
     }
-    let (app, _state) = app_with(config_for(Release::R2025R2)).await;
-    let token = token(&app).await;
+    let (app, _journal, token) = logged_in_app(Release::R2025R2).await;
     let reply = post_json(&app, SESSION_PATH, &token, &body).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(reply.json["deviceId"], camera(), "{}", reply.text);
@@ -149,9 +140,7 @@ async fn device_id_alone_is_a_400_naming_camera_id_before_2025r2() {
 async fn audio_only_from_2025r2() {
     let body = json!({"cameraId": camera(), "deviceId": camera(), "includeAudio": true});
     for (release, audio) in [(Release::R2025R1, false), (Release::R2025R2, true)] {
-        let (app, state) = app_with(config_for(release)).await;
-        let mut journal = state.journal().subscribe();
-        let token = token(&app).await;
+        let (app, mut journal, token) = logged_in_app(release).await;
         let reply = post_json(&app, SESSION_PATH, &token, &body.to_string()).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
         let (_, _, _, include_audio) = session_created(&mut journal).await;
@@ -263,14 +252,11 @@ async fn a_microphone_is_a_device_only_from_2025r2() {
     let microphone = xprotect_emulator::devices::FRONT_DOOR_MICROPHONE.to_string();
     let body = json!({"cameraId": microphone, "deviceId": microphone}).to_string();
     for release in [Release::R2024R2, Release::R2025R1] {
-        let (app, _state) = app_with(config_for(release)).await;
-        let token = token(&app).await;
+        let (app, _journal, token) = logged_in_app(release).await;
         let reply = post_json(&app, SESSION_PATH, &token, &body).await;
         assert_error(&reply, StatusCode::NOT_FOUND, None);
     }
-    let (app, state) = app_with(config_for(Release::R2025R2)).await;
-    let mut journal = state.journal().subscribe();
-    let token = token(&app).await;
+    let (app, mut journal, token) = logged_in_app(Release::R2025R2).await;
     let reply = post_json(&app, SESSION_PATH, &token, &body).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     let (mode, _, _, include_audio) = session_created(&mut journal).await;

@@ -13,7 +13,28 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use uuid::Uuid;
-use xprotect_emulator::media::{IceCandidateInit, MediaEvent, SessionOffer};
+use xprotect_emulator::media::{
+    self, IceCandidateInit, MediaEngineConfig, MediaEvent, MediaHandle, SessionOffer,
+};
+
+/// The media engine with the default cameras, and its events.
+pub async fn start_default_engine() -> (MediaHandle, mpsc::Receiver<MediaEvent>) {
+    media::start(MediaEngineConfig::default())
+        .await
+        .expect("engine")
+}
+
+/// A passive answerer to the engine's `offer` for session `id`, with its answer and its ICE
+/// candidate applied to the engine.
+pub async fn answer_offer(engine: &MediaHandle, id: Uuid, offer: &SessionOffer) -> Answerer {
+    let (answerer, answer, candidate) = Answerer::answer(offer, DtlsRole::Passive).await;
+    engine.apply_answer(id, &answer).await.expect("answer");
+    engine
+        .add_remote_candidate(id, candidate, None)
+        .await
+        .expect("candidate");
+    answerer
+}
 
 /// Which DTLS role the answerer takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
