@@ -86,23 +86,28 @@ async fn short_bench_measures_both_stacks() {
     }
     assert!(stdout.contains("Time to first frame, playback"), "{stdout}");
 
-    // 6 s of recording at 25 fps: ours writes every frame (at the speed where the emulator's
-    // 60 frames/s cap drops none), the peer at that speed receives every frame too, and the
-    // peer at speed 32 gets one frame in 14.
+    // 6 s of recording at 25 fps: ours writes every frame in one session and in parallel chunks
+    // (at the speed where the emulator's 60 frames/s cap drops none), the peer at that speed
+    // receives every frame too, and the peer at speed 32 gets one frame in 14.
     let export = &report["export"];
     assert!(
         export["failures"].as_array().unwrap().is_empty(),
         "{export}"
     );
     let figures = export["figures"].as_array().unwrap();
-    assert_eq!(figures.len(), 3, "{export}");
-    assert_eq!(figures[0]["frames"], 150, "{}", figures[0]);
-    assert_eq!(figures[0]["speed"], 2.28, "{}", figures[0]);
-    assert_eq!(figures[1]["frames"], 150, "{}", figures[1]);
-    assert_eq!(figures[2]["speed"], 32.0, "{}", figures[2]);
-    assert_eq!(figures[2]["frames"], 150_u64.div_ceil(14), "{}", figures[2]);
+    assert_eq!(figures.len(), 4, "{export}");
+    for ours in &figures[..2] {
+        assert_eq!(ours["frames"], 150, "{ours}");
+        assert_eq!(ours["speed"], 2.28, "{ours}");
+    }
+    assert!(figures[1]["sessions"].as_u64().unwrap() > figures[0]["sessions"].as_u64().unwrap());
+    assert_eq!(figures[2]["frames"], 150, "{}", figures[2]);
+    assert_eq!(figures[3]["speed"], 32.0, "{}", figures[3]);
+    assert_eq!(figures[3]["frames"], 150_u64.div_ceil(14), "{}", figures[3]);
     assert!(
-        stdout.contains("| ours: `export` to MP4 (webrtc-rs) | 2.28 | 150 / 150 |"),
+        stdout.contains(
+            "| ours: `export --parallel 1` to MP4 (webrtc-rs, 1 chunk) | 2.28 | 150 / 150 |"
+        ),
         "{stdout}"
     );
 

@@ -123,8 +123,9 @@ pub async fn ours(
     }
     Ok(ExportFigure {
         client: format!(
-            "ours: `export --parallel {parallel}` to MP4 (webrtc-rs, {} chunks)",
-            report.chunks
+            "ours: `export --parallel {parallel}` to MP4 (webrtc-rs, {} chunk{})",
+            report.chunks,
+            if report.chunks == 1 { "" } else { "s" }
         ),
         speed: report.speed,
         frames: report.frames,
