@@ -1,0 +1,483 @@
+// The viewer page: log in through the gateway's IDP, list cameras, play live or recorded video
+// over REST or WebSocket signaling, show the time of the frame on screen, send PTZ/aux commands.
+// Every gateway call goes to /gateway/… on this page's own origin; the server forwards it to the
+// one gateway it was started for (no CORS needed on the gateway). Protocol: PROTOCOL.md §1–§5.
+'use strict';
+
+const GATEWAY = '/gateway';
+const CLIENT_ID = 'VmsClient';
+// Refresh this long before the token expires (the sample uses the same margin, PROTOCOL.md §1.4).
+const REFRESH_MARGIN_S = 60;
+const CANDIDATE_POLL_MS = 200;
+const TWO_POW_32 = 2 ** 32;
+
+const $ = (id) => document.getElementById(id);
+
+// --- errors and status ---------------------------------------------------------------------
+
+/** Shows an error exactly as the gateway (or the proxy) sent it. */
+function showError(text) {
+  const box = $('error');
+  box.textContent = text;
+  box.hidden = false;
+}
+
+function clearError() {
+  $('error').hidden = true;
+  $('error').textContent = '';
+}
+
+function setStatus(text) {
+  $('status').textContent = text;
+}
+
+/** A failed response as readable text: OAuth error_description, a message field, or the body. */
+async function describeFailure(what, response) {
+  const body = await response.text();
+  let detail = body.trim();
+  try {
+    const json = JSON.parse(body);
+    // OAuth errors carry a code and a description (PROTOCOL.md §1.3); show both as sent.
+    const text = json.error_description || json.message;
+    if (json.error && text) detail = `${json.error}: ${text}`;
+    else detail = text || json.error || JSON.stringify(json);
+  } catch {
+    // Not JSON: an HTML error page or plain text, shown as it came.
+  }
+  return `${what}: HTTP ${response.status}${detail ? ` — ${detail}` : ''}`;
+}
+
+// --- tokens (memory only) ------------------------------------------------------------------
+
+const auth = { access: null, refresh: null, timer: null };
+
+async function requestToken(form) {
+  const response = await fetch(`${GATEWAY}/IDP/connect/token`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(form),
+  });
+  if (!response.ok) throw new Error(await describeFailure('Login refused', response));
+  const token = await response.json();
+  auth.access = token.access_token;
+  // The refresh token may rotate: keep the newest (PROTOCOL.md §1.4).
+  if (token.refresh_token) auth.refresh = token.refresh_token;
+  scheduleRefresh(Number(token.expires_in) || 3600);
+}
+
+function scheduleRefresh(expiresIn) {
+  clearTimeout(auth.timer);
+  const delay = Math.max(5, expiresIn - REFRESH_MARGIN_S) * 1000;
+  auth.timer = setTimeout(refreshToken, delay);
+}
+
+async function refreshToken() {
+  try {
+    if (auth.refresh) {
+      await requestToken({ grant_type: 'refresh_token', refresh_token: auth.refresh, client_id: CLIENT_ID });
+    } else {
+      throw new Error('the gateway gave no refresh token: log in again');
+    }
+    $('login-state').textContent = `logged in (token refreshed ${new Date().toLocaleTimeString()})`;
+    await session?.tokenRefreshed();
+  } catch (error) {
+    showError(`Token refresh failed: ${error.message}`);
+  }
+}
+
+async function gatewayFetch(path, init = {}) {
+  const headers = { ...(init.headers || {}), Authorization: `Bearer ${auth.access}` };
+  if (init.body) headers['Content-Type'] = 'application/json';
+  return fetch(`${GATEWAY}/${path}`, { ...init, headers });
+}
+
+async function gatewayJson(what, path, init) {
+  const response = await gatewayFetch(path, init);
+  if (!response.ok) throw new Error(await describeFailure(what, response));
+  const text = await response.text();
+  return text ? JSON.parse(text) : {};
+}
+
+// --- login and cameras ---------------------------------------------------------------------
+
+async function login(event) {
+  event.preventDefault();
+  clearError();
+  const user = $('user').value;
+  const password = $('password');
+  $('login').disabled = true;
+  try {
+    await requestToken({ grant_type: 'password', username: user, password: password.value, client_id: CLIENT_ID });
+    $('login-state').textContent = `logged in as ${user}`;
+    await loadCameras();
+    $('login-panel').hidden = true;
+    $('stream-panel').hidden = false;
+  } catch (error) {
+    showError(error.message);
+  } finally {
+    // The password is used once and not kept, not even in the form.
+    password.value = '';
+    $('login').disabled = false;
+  }
+}
+
+async function loadCameras() {
+  const answer = await gatewayJson('Camera list refused', 'rest/v1/cameras');
+  const cameras = Array.isArray(answer) ? answer : answer.array || answer.data || [];
+  const select = $('camera');
+  select.replaceChildren();
+  for (const camera of cameras) {
+    const option = document.createElement('option');
+    option.value = camera.id;
+    option.textContent = camera.displayName || camera.name || camera.id;
+    select.append(option);
+  }
+  if (!cameras.length) showError('The gateway lists no cameras for this user.');
+}
+
+// --- frame time (PROTOCOL.md §4.2) -------------------------------------------------------------
+
+/** Start reference + RTP milliseconds, with the 32-bit RTP timestamp unwrapped. */
+class FrameClock {
+  constructor(startRef) {
+    this.startRef = startRef;
+    this.last = null;
+    this.wraps = 0;
+  }
+
+  timeOf(rtpTimestamp) {
+    if (this.last !== null && rtpTimestamp < this.last && this.last - rtpTimestamp > TWO_POW_32 / 2) {
+      this.wraps += 1;
+    }
+    this.last = rtpTimestamp;
+    return new Date(this.startRef + rtpTimestamp + this.wraps * TWO_POW_32);
+  }
+}
+
+function watchFrames(video, receiver, clock, isCurrent) {
+  const onFrame = (_now, metadata) => {
+    if (!isCurrent()) return;
+    // rVFC metadata carries the RTP timestamp of the frame being shown; the receiver's
+    // synchronization sources are the fallback (the last packet received, not shown).
+    let rtp = metadata.rtpTimestamp;
+    if (rtp === undefined) rtp = receiver.getSynchronizationSources()[0]?.rtpTimestamp;
+    if (rtp !== undefined) {
+      const time = clock.timeOf(rtp);
+      $('frame-time').textContent = time.toISOString();
+      $('frame-time').dataset.ms = String(time.getTime());
+    }
+    video.requestVideoFrameCallback(onFrame);
+  };
+  video.requestVideoFrameCallback(onFrame);
+}
+
+// --- the session --------------------------------------------------------------------------------
+
+let session = null;
+
+function readOptions() {
+  const playback = document.querySelector('input[name=mode]:checked').value === 'playback';
+  const time = $('playback-time').value.trim();
+  const startRef = playback ? Date.parse(time) : Date.now();
+  if (playback && Number.isNaN(startRef)) {
+    throw new Error('Playback needs a time, e.g. 2025-01-15T12:04:50Z');
+  }
+  const speed = Number($('speed').value || '1');
+  if (playback && !(speed > 0 && speed <= 32)) throw new Error('Speed must be above 0 and at most 32.');
+  return {
+    camera: $('camera').value,
+    stream: $('stream').value.trim() || null,
+    signaling: document.querySelector('input[name=signaling]:checked').value,
+    playback: playback ? { time: new Date(startRef).toISOString(), speed, skipGaps: $('skip-gaps').checked } : null,
+    // The gateway sends audio at speed 1 only (PROTOCOL.md §2.1).
+    audio: $('audio').checked && (!playback || speed === 1),
+    startRef,
+  };
+}
+
+class Session {
+  constructor(options) {
+    this.options = options;
+    this.closed = false;
+    this.id = null;
+    this.pc = new RTCPeerConnection({ iceServers: [] });
+    this.clock = new FrameClock(options.startRef);
+    this.channel = null;
+    this.pc.ontrack = (event) => this.onTrack(event);
+    this.pc.oniceconnectionstatechange = () => setStatus(`ICE ${this.pc.iceConnectionState}`);
+  }
+
+  onTrack(event) {
+    if (event.track.kind !== 'video') return;
+    const video = $('video');
+    // The gateway puts audio and video in one stream; the video element plays both.
+    video.srcObject = event.streams[0] || new MediaStream([event.track]);
+    watchFrames(video, event.receiver, this.clock, () => !this.closed && session === this);
+  }
+
+  /** Answers the gateway's offer; returns the answer as the wire wants it (a JSON string). */
+  async answer(offerText) {
+    const offer = typeof offerText === 'string' ? JSON.parse(offerText) : offerText;
+    await this.pc.setRemoteDescription(offer);
+    await this.pc.setLocalDescription(await this.pc.createAnswer());
+    return JSON.stringify(this.pc.localDescription);
+  }
+
+  /** The `commands` channel, opened after the answer (PROTOCOL.md §2.5, §5.1). */
+  openCommands() {
+    const channel = this.pc.createDataChannel('commands', { protocol: 'videoos-commands' });
+    channel.onopen = () => {
+      $('commands-state').textContent = 'commands channel open';
+      $('commands').dataset.open = 'true';
+    };
+    channel.onclose = () => {
+      $('commands-state').textContent = 'commands channel closed';
+      delete $('commands').dataset.open;
+    };
+    channel.onmessage = (event) => {
+      $('commands-state').textContent = `gateway: ${event.data}`;
+    };
+    this.channel = channel;
+    $('commands').hidden = false;
+  }
+
+  send(method, params) {
+    if (this.channel?.readyState !== 'open') {
+      showError('The commands channel is not open (yet).');
+      return false;
+    }
+    this.channel.send(JSON.stringify({ ApiVersion: '1.0', type: 'request', method, params }));
+    $('commands-state').textContent = `sent ${method} ${JSON.stringify(params)}`;
+    return true;
+  }
+
+  close() {
+    this.closed = true;
+    this.channel?.close();
+    this.pc.close();
+  }
+
+  async tokenRefreshed() {}
+}
+
+/** REST signaling (PROTOCOL.md §2): POST the session, PATCH the answer, trickle both ways. */
+class RestSession extends Session {
+  async start() {
+    const o = this.options;
+    const body = {
+      deviceId: o.camera,
+      cameraId: o.camera,
+      resolution: 'notInUse',
+      includeAudio: o.audio,
+      iceServers: [],
+    };
+    if (o.stream) body.streamId = o.stream;
+    if (o.playback) {
+      body.playbackTimeNode = { playbackTime: o.playback.time, speed: o.playback.speed, skipGaps: o.playback.skipGaps };
+    }
+    setStatus('creating the session (REST)');
+    const created = await gatewayJson('Session refused', 'REST/v1/WebRTC/Session', {
+      method: 'POST',
+      body: JSON.stringify(body),
+    });
+    this.id = created.sessionId;
+    this.pc.onicecandidate = (event) => {
+      if (event.candidate && !this.closed) this.postCandidate(event.candidate);
+    };
+    const answer = await this.answer(created.offerSDP);
+    await gatewayJson('Answer refused', `REST/v1/WebRTC/Session/${this.id}`, {
+      method: 'PATCH',
+      body: JSON.stringify({ answerSDP: answer }),
+    });
+    this.openCommands();
+    this.pollCandidates();
+  }
+
+  async postCandidate(candidate) {
+    try {
+      await gatewayJson('Candidate refused', `REST/v1/WebRTC/IceCandidates/${this.id}`, {
+        method: 'POST',
+        body: JSON.stringify({ candidates: [JSON.stringify(candidate)] }),
+      });
+    } catch (error) {
+      showError(error.message);
+    }
+  }
+
+  /** The list is cumulative (PROTOCOL.md §2.4): add each new string once, until connected. */
+  async pollCandidates() {
+    const added = new Set();
+    while (!this.closed && ['new', 'checking'].includes(this.pc.iceConnectionState)) {
+      try {
+        const answer = await gatewayJson('Candidate poll refused', `REST/v1/WebRTC/IceCandidates/${this.id}`);
+        for (const text of answer.candidates || []) {
+          if (added.has(text)) continue;
+          added.add(text);
+          await this.pc.addIceCandidate(typeof text === 'string' ? JSON.parse(text) : text);
+        }
+      } catch (error) {
+        showError(error.message);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, CANDIDATE_POLL_MS));
+    }
+  }
+
+  async tokenRefreshed() {
+    if (this.closed || !this.id) return;
+    await gatewayJson('Token update refused', `REST/v1/WebRTC/Session/${this.id}`, {
+      method: 'PATCH',
+      body: JSON.stringify({ token: auth.access }),
+    });
+  }
+}
+
+/** WebSocket signaling (PROTOCOL.md §3): register, connect, answer the invite, trickle. */
+class WsSession extends Session {
+  start() {
+    return new Promise((resolve, reject) => {
+      const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+      const socket = new WebSocket(`${scheme}://${location.host}${GATEWAY}/ws/webrtc/v1`);
+      this.socket = socket;
+      this.pending = [];
+      const send = (message) => socket.send(JSON.stringify({ jsonrpc: '2.0', ...message }));
+      this.pc.onicecandidate = (event) => {
+        if (!event.candidate || this.closed) return;
+        const trickle = () =>
+          send({ method: 'trickle', params: { session: this.id, candidate: JSON.stringify(event.candidate) } });
+        if (this.id) trickle();
+        else this.pending.push(trickle);
+      };
+      socket.onopen = () => {
+        setStatus('registering (WebSocket)');
+        send({ method: 'register', params: { authorization: auth.access }, id: 1 });
+      };
+      socket.onerror = () => reject(new Error('The signaling WebSocket failed (see the proxy answer in the network log).'));
+      socket.onclose = (event) => {
+        if (!this.closed && !this.id) reject(new Error(`The signaling WebSocket closed (${event.code} ${event.reason})`));
+      };
+      socket.onmessage = async (event) => {
+        let message;
+        try {
+          message = JSON.parse(event.data);
+        } catch {
+          showError(`Unreadable signaling message: ${event.data}`);
+          return;
+        }
+        try {
+          await this.onMessage(message, send, resolve, reject);
+        } catch (error) {
+          reject(error);
+          showError(error.message);
+        }
+      };
+    });
+  }
+
+  async onMessage(message, send, resolve, reject) {
+    if (message.error) {
+      const error = new Error(`Gateway error: ${message.error.code ?? ''} ${message.error.message ?? JSON.stringify(message.error)}`);
+      if (message.id === 1 || message.id === 2) reject(error);
+      else showError(error.message);
+      return;
+    }
+    if (message.id === 1) {
+      setStatus('connecting (WebSocket)');
+      const o = this.options;
+      const params = { authorization: auth.access, peer: o.camera, includeAudio: o.audio };
+      if (o.stream) params.streamId = o.stream;
+      if (o.playback) {
+        params.playbackTime = o.playback.time;
+        params.playbackSpeed = o.playback.speed;
+        params.skipGaps = o.playback.skipGaps;
+      }
+      send({ method: 'connect', params, id: 2 });
+    } else if (message.id === 2 && message.result) {
+      this.id = message.result.session;
+      for (const trickle of this.pending.splice(0)) trickle();
+    } else if (message.method === 'invite') {
+      if (this.id && message.params?.session !== this.id) return;
+      this.id = message.params.session;
+      const answer = await this.answer(message.params.offer);
+      send({ id: message.id, result: { answer } });
+      for (const trickle of this.pending.splice(0)) trickle();
+      this.openCommands();
+      resolve();
+    } else if (message.method === 'trickle') {
+      const candidate = message.params?.candidate;
+      // Accept the ONVIF object form and Milestone's JSON string form (PROTOCOL.md §3.6).
+      const init = typeof candidate === 'string' ? JSON.parse(candidate) : candidate;
+      if (init && init.candidate) await this.pc.addIceCandidate(init);
+    } else if (message.method) {
+      showError(`Server error: ${message.params?.message ?? JSON.stringify(message.params)}`);
+    }
+  }
+
+  close() {
+    super.close();
+    this.socket?.close();
+  }
+}
+
+async function start(event) {
+  event.preventDefault();
+  clearError();
+  stop();
+  let options;
+  try {
+    options = readOptions();
+  } catch (error) {
+    showError(error.message);
+    return;
+  }
+  const current = options.signaling === 'rest' ? new RestSession(options) : new WsSession(options);
+  session = current;
+  $('stop').disabled = false;
+  $('start').disabled = true;
+  try {
+    await current.start();
+    if (session === current) setStatus(`signaled (${options.signaling}), waiting for media`);
+  } catch (error) {
+    showError(error.message);
+    if (session === current) stop();
+  } finally {
+    $('start').disabled = false;
+  }
+}
+
+function stop() {
+  session?.close();
+  session = null;
+  $('video').srcObject = null;
+  $('frame-time').textContent = '';
+  $('commands').hidden = true;
+  $('stop').disabled = true;
+  setStatus('idle');
+}
+
+// --- PTZ and aux ------------------------------------------------------------------------------
+
+function onPtz(event) {
+  const direction = event.target.closest('[data-ptz]')?.dataset.ptz;
+  if (direction) session?.send('ptzMove', { direction });
+}
+
+function onAux(event) {
+  const button = event.target.closest('[data-aux]');
+  if (!button || !session) return;
+  // The gateway does not report aux states: this page remembers what it set (PROTOCOL.md §5.3).
+  const on = button.getAttribute('aria-pressed') !== 'true';
+  if (session.send('setAux', { on, auxNumber: button.dataset.aux })) {
+    button.setAttribute('aria-pressed', String(on));
+  }
+}
+
+$('video').addEventListener('playing', () => {
+  $('video').dataset.playing = 'true';
+  setStatus(`playing ${$('video').videoWidth}x${$('video').videoHeight}`);
+});
+$('login-form').addEventListener('submit', login);
+$('stream-form').addEventListener('submit', start);
+$('stop').addEventListener('click', stop);
+$('ptz-pad').addEventListener('click', onPtz);
+$('aux-buttons').addEventListener('click', onAux);

@@ -1,0 +1,126 @@
+// Drives our own viewer page (served by `xprotect-webrtc view`, or the xprotect-viewer crate in a
+// test) in Debian's Chromium like a user: log in, pick a camera, choose the signaling, start, wait
+// for playing video with a frame time over it, optionally press a PTZ button and an aux button,
+// and keep a screenshot. Prints one JSON line with what the page showed; exits 0 whenever it
+// could report (the caller judges the verdict), 1 on a driver failure.
+//
+//   node viewer-page.mjs --url http://127.0.0.1:8088/ --user admin --password admin \
+//     --signaling ws [--ptz left] [--aux 2] [--expect-login-error] --screenshot out.png
+
+import { parseArgs } from 'node:util';
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { launchChromium } from './sample-page.mjs';
+
+const { values: options } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    user: { type: 'string', default: 'admin' },
+    password: { type: 'string', default: '' },
+    signaling: { type: 'string', default: 'ws' },
+    camera: { type: 'string' },
+    ptz: { type: 'string' },
+    aux: { type: 'string' },
+    'expect-login-error': { type: 'boolean', default: false },
+    screenshot: { type: 'string' },
+    chromium: { type: 'string', default: '/usr/bin/chromium' },
+    timeout: { type: 'string', default: '30000' },
+  },
+});
+if (!options.url) {
+  console.error('viewer-page.mjs: --url is required');
+  process.exit(1);
+}
+const timeout = Number(options.timeout);
+const deadline = Date.now() + timeout;
+const remaining = () => Math.max(1000, deadline - Date.now());
+// Never hang the caller: a watchdog reports and ends the process.
+const watchdog = setTimeout(() => {
+  console.error('viewer-page.mjs: watchdog fired');
+  process.exit(1);
+}, timeout + 15000);
+
+const result = { ok: false, console_errors: [], gateway_requests: [], outside_requests: [] };
+const browser = await launchChromium(options.chromium, remaining());
+try {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const page = await context.newPage();
+  const origin = new URL(options.url).origin;
+  page.on('console', (message) => {
+    if (message.type() === 'error') result.console_errors.push(message.text());
+  });
+  page.on('request', (request) => {
+    const url = new URL(request.url());
+    if (url.origin !== origin && !['data:', 'blob:'].includes(url.protocol)) result.outside_requests.push(request.url());
+    else if (url.pathname.startsWith('/gateway/')) result.gateway_requests.push(`${request.method()} ${url.pathname}`);
+  });
+
+  page.on('websocket', (socket) => {
+    const url = new URL(socket.url());
+    if (url.host !== new URL(origin).host) result.outside_requests.push(socket.url());
+    else result.gateway_requests.push(`WEBSOCKET ${url.pathname}`);
+  });
+
+  await page.goto(options.url, { timeout: remaining() });
+  await page.fill('#user', options.user);
+  await page.fill('#password', options.password);
+  await page.click('#login');
+
+  if (options['expect-login-error']) {
+    await page.locator('#error').waitFor({ state: 'visible', timeout: remaining() });
+    result.error = await page.locator('#error').textContent();
+    result.password_field_after = await page.inputValue('#password');
+    result.ok = true;
+  } else {
+    await page.locator('#stream-panel').waitFor({ state: 'visible', timeout: remaining() });
+    result.cameras = await page.locator('#camera option').allTextContents();
+    if (options.camera) await page.selectOption('#camera', { label: options.camera });
+    await page.check(`input[name=signaling][value=${options.signaling}]`);
+    await page.click('#start');
+    await page.waitForFunction(
+      () => document.querySelector('#video').dataset.playing === 'true' || !document.querySelector('#error').hidden,
+      undefined,
+      { timeout: remaining() },
+    );
+    result.error = (await page.locator('#error').isVisible()) ? await page.locator('#error').textContent() : null;
+    if (!result.error) {
+      // A frame time over the video, from the frame callback of a frame actually shown.
+      await page.waitForFunction(() => document.querySelector('#frame-time').dataset.ms, undefined, {
+        timeout: remaining(),
+      });
+      const shown = await page.evaluate(() => ({
+        width: document.querySelector('#video').videoWidth,
+        height: document.querySelector('#video').videoHeight,
+        frameTime: document.querySelector('#frame-time').textContent,
+        frameTimeMs: Number(document.querySelector('#frame-time').dataset.ms),
+        pageNowMs: Date.now(),
+      }));
+      Object.assign(result, {
+        video_width: shown.width,
+        video_height: shown.height,
+        frame_time: shown.frameTime,
+        frame_time_ms: shown.frameTimeMs,
+        page_now_ms: shown.pageNowMs,
+      });
+      if (options.ptz || options.aux) {
+        await page.waitForSelector('#commands[data-open=true]', { timeout: remaining() });
+        if (options.ptz) await page.click(`[data-ptz=${options.ptz}]`);
+        if (options.aux) await page.click(`[data-aux="${options.aux}"]`);
+        result.commands_state = await page.locator('#commands-state').textContent();
+      }
+      result.status = await page.locator('#status').textContent();
+      result.ok = true;
+    }
+  }
+  if (options.screenshot) {
+    await mkdir(dirname(options.screenshot), { recursive: true });
+    await page.screenshot({ path: options.screenshot, timeout: remaining() });
+    result.screenshot = options.screenshot;
+  }
+} catch (error) {
+  result.driver_error = String(error?.message ?? error);
+} finally {
+  await browser.close().catch(() => {});
+  clearTimeout(watchdog);
+}
+console.log(JSON.stringify(result));

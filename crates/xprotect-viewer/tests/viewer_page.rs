@@ -1,0 +1,335 @@
+//! The viewer page in Debian's Chromium against the emulator with its CORS switched off, which is
+//! the point of the same-origin proxy: the page reaches the gateway only through `/gateway/…`.
+//!
+//! Each case starts the emulator and the viewer in this process, runs `browser/viewer-page.mjs`
+//! (Playwright driving `/usr/bin/chromium`) and checks its JSON verdict against the emulator's
+//! journal. Screenshots are kept in `target/test-artifacts/viewer/` (the path is printed).
+//!
+//! Needs `node`, `npm ci --prefix browser` and `apt-get install chromium`; the tests fail (never
+//! skip) without them.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::sync::broadcast;
+use xprotect_emulator::{
+    DEFAULT_PASSWORD, DEFAULT_USER, Emulator, EmulatorConfig, JournalEntry, JournalEvent,
+    RunningEmulator, Transport,
+};
+use xprotect_viewer::{RunningViewer, ViewerConfig};
+
+/// What the driver may spend on one page run.
+const DRIVER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The driver's watchdog adds 15 s; this covers that and node's start-up.
+const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long to wait for a journal entry that follows what the page did.
+const JOURNAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// A live frame's time is the page's clock at start plus RTP milliseconds; it must be near now.
+const LIVE_FRAME_TIME_TOLERANCE_MS: i64 = 5_000;
+
+/// The driver's verdict.
+#[derive(Debug, Deserialize)]
+struct PageRun {
+    ok: bool,
+    error: Option<String>,
+    driver_error: Option<String>,
+    cameras: Option<Vec<String>>,
+    video_width: Option<u32>,
+    video_height: Option<u32>,
+    frame_time: Option<String>,
+    frame_time_ms: Option<i64>,
+    page_now_ms: Option<i64>,
+    commands_state: Option<String>,
+    password_field_after: Option<String>,
+    screenshot: Option<String>,
+    gateway_requests: Vec<String>,
+    outside_requests: Vec<String>,
+    console_errors: Vec<String>,
+}
+
+struct Setup {
+    emulator: RunningEmulator,
+    viewer: RunningViewer,
+    journal: broadcast::Receiver<JournalEntry>,
+}
+
+impl Setup {
+    async fn start() -> Self {
+        let config = EmulatorConfig {
+            cors: false,
+            ..EmulatorConfig::ephemeral()
+        };
+        let emulator = Emulator::start(config).await.expect("the emulator starts");
+        let journal = emulator.journal();
+        let mut viewer_config = ViewerConfig::new(
+            emulator
+                .gateway_url()
+                .parse()
+                .expect("the emulator's URL parses"),
+        );
+        viewer_config.listen = "127.0.0.1:0".parse().expect("a literal address");
+        let viewer = xprotect_viewer::start(viewer_config)
+            .await
+            .expect("the viewer starts");
+        Self {
+            emulator,
+            viewer,
+            journal,
+        }
+    }
+
+    async fn wait_for<T>(&mut self, what: &str, pick: impl Fn(&JournalEvent) -> Option<T>) -> T {
+        let deadline = tokio::time::Instant::now() + JOURNAL_TIMEOUT;
+        let mut seen = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, self.journal.recv()).await {
+                Ok(Ok(entry)) => {
+                    if let Some(found) = pick(&entry.event) {
+                        return found;
+                    }
+                    seen.push(entry.event);
+                }
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+                Ok(Err(broadcast::error::RecvError::Closed)) => {
+                    panic!("journal closed while waiting for {what}")
+                }
+                Err(_) => panic!("no {what} in the journal within {JOURNAL_TIMEOUT:?}: {seen:#?}"),
+            }
+        }
+    }
+
+    async fn stop(self) {
+        self.viewer.shutdown().await;
+        self.emulator.shutdown().await;
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn artifacts_dir() -> PathBuf {
+    // CARGO_TARGET_TMPDIR is `<target>/tmp`; the screenshots belong beside it.
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")))
+        .join("test-artifacts/viewer")
+}
+
+fn chromium() -> PathBuf {
+    std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+async fn run_page(viewer: &RunningViewer, case: &str, extra: &[&str]) -> PageRun {
+    let browser = repo_root().join("browser");
+    assert!(
+        browser.join("node_modules/playwright-core").is_dir(),
+        "run `npm ci --prefix browser` first"
+    );
+    assert!(
+        chromium().exists(),
+        "install chromium (apt-get install chromium)"
+    );
+    let screenshot = artifacts_dir().join(format!("{case}.png"));
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(browser.join("viewer-page.mjs"))
+        .args(["--url", &viewer.url()])
+        .arg("--chromium")
+        .arg(chromium())
+        .arg("--screenshot")
+        .arg(&screenshot)
+        .args(["--timeout", &DRIVER_TIMEOUT.as_millis().to_string()])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = command.spawn().expect("`node` runs");
+    let output = tokio::time::timeout(PROCESS_TIMEOUT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("the driver did not finish within {PROCESS_TIMEOUT:?}"))
+        .expect("the driver's output is readable");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|line| line.trim_start().starts_with('{'))
+        .unwrap_or_else(|| panic!("the driver printed no JSON:\n{stdout}\n{stderr}"));
+    eprintln!("{case}: {line}");
+    let run: PageRun = serde_json::from_str(line).expect("the driver's JSON parses");
+    if let Some(path) = &run.screenshot {
+        println!("screenshot of {case}: {path}");
+    }
+    assert!(
+        run.outside_requests.is_empty(),
+        "the page left its origin: {:?}",
+        run.outside_requests
+    );
+    run
+}
+
+fn assert_playing_live(run: &PageRun) {
+    assert!(
+        run.ok,
+        "page did not play: {:?} {:?}",
+        run.error, run.driver_error
+    );
+    assert_eq!(
+        run.cameras.as_deref(),
+        Some(&["Front Door".to_owned(), "Parking Lot".to_owned()][..]),
+        "camera names from the Config API"
+    );
+    assert!(
+        run.console_errors.is_empty(),
+        "errors in the page's console: {:?}",
+        run.console_errors
+    );
+    assert_eq!((run.video_width, run.video_height), (Some(640), Some(360)));
+    let (Some(shown), Some(now)) = (run.frame_time_ms, run.page_now_ms) else {
+        panic!("no frame time shown: {run:?}");
+    };
+    assert!(
+        (now - shown).abs() < LIVE_FRAME_TIME_TOLERANCE_MS,
+        "live frame time {:?} is {} ms from the page's clock",
+        run.frame_time,
+        now - shown
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_over_websocket_with_cors_off_plays_and_ptz_and_aux_reach_the_camera() {
+    let mut setup = Setup::start().await;
+    let run = run_page(
+        &setup.viewer,
+        "live-ws-ptz",
+        &[
+            "--user",
+            DEFAULT_USER,
+            "--password",
+            DEFAULT_PASSWORD,
+            "--signaling",
+            "ws",
+            "--ptz",
+            "left",
+            "--aux",
+            "2",
+        ],
+    )
+    .await;
+    assert_playing_live(&run);
+    assert!(
+        run.gateway_requests
+            .iter()
+            .any(|r| r == "WEBSOCKET /gateway/ws/webrtc/v1"),
+        "{:?}",
+        run.gateway_requests
+    );
+    setup
+        .wait_for("a WebSocket session", |event| match event {
+            JournalEvent::SessionCreated { transport, .. } => {
+                assert_eq!(*transport, Transport::Ws);
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+    let direction = setup
+        .wait_for("ptzMove", |event| match event {
+            JournalEvent::PtzMoved { direction, .. } => Some(direction.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(direction, "left");
+    let aux = setup
+        .wait_for("setAux", |event| match event {
+            JournalEvent::AuxSet { aux, on, .. } => Some((*aux, *on)),
+            _ => None,
+        })
+        .await;
+    assert_eq!(aux, (2, true));
+    assert!(
+        run.commands_state
+            .as_deref()
+            .is_some_and(|s| s.contains("setAux")),
+        "{:?}",
+        run.commands_state
+    );
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_over_rest_with_cors_off_plays_with_a_frame_time() {
+    let mut setup = Setup::start().await;
+    let run = run_page(
+        &setup.viewer,
+        "live-rest",
+        &[
+            "--user",
+            DEFAULT_USER,
+            "--password",
+            DEFAULT_PASSWORD,
+            "--signaling",
+            "rest",
+        ],
+    )
+    .await;
+    assert_playing_live(&run);
+    setup
+        .wait_for("a REST session", |event| match event {
+            JournalEvent::SessionCreated { transport, .. } => {
+                assert_eq!(*transport, Transport::Rest);
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+    for call in [
+        "POST /gateway/IDP/connect/token",
+        "GET /gateway/rest/v1/cameras",
+        "POST /gateway/REST/v1/WebRTC/Session",
+    ] {
+        assert!(
+            run.gateway_requests.iter().any(|r| r == call),
+            "{call} missing from {:?}",
+            run.gateway_requests
+        );
+    }
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_shown_as_the_idp_said_it() {
+    let mut setup = Setup::start().await;
+    let run = run_page(
+        &setup.viewer,
+        "wrong-password",
+        &[
+            "--user",
+            DEFAULT_USER,
+            "--password",
+            "not-the-password",
+            "--expect-login-error",
+        ],
+    )
+    .await;
+    assert!(run.ok, "{run:?}");
+    let error = run.error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("Login refused: HTTP 400")
+            && error.contains("invalid_grant")
+            && error.contains("invalid_username_or_password"),
+        "{error}"
+    );
+    assert_eq!(run.password_field_after.as_deref(), Some(""));
+    setup
+        .wait_for("the refused token", |event| {
+            matches!(event, JournalEvent::TokenRefused { .. }).then_some(())
+        })
+        .await;
+    setup.stop().await;
+}
