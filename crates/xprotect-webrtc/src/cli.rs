@@ -135,6 +135,20 @@ pub enum Command {
         xprotect-webrtc aux … --number 2 --off --envelope jsonrpc"
     )]
     Aux(AuxArgs),
+    /// Serve a web viewer for a gateway, with the gateway's API proxied under the same origin.
+    #[command(
+        long_about = "Serve a web viewer on this machine and print its URL.\n\n\
+        The page logs in at the gateway's identity provider, lists the cameras and plays live \
+        or recorded video over REST or WebSocket signaling, with the time of the frame on \
+        screen and PTZ/aux buttons. It reaches the gateway only through /gateway/… on the \
+        viewer's own origin, which this command forwards to --gateway and nowhere else, so \
+        the gateway needs no CORS configuration. The password goes from the page to the \
+        gateway's IDP and is kept nowhere.",
+        after_long_help = "EXAMPLES:\n    \
+        xprotect-webrtc view --gateway https://vms.example.com/api\n    \
+        xprotect-webrtc view --gateway https://vms/api --ca-cert ca.pem --listen 127.0.0.1:9000"
+    )]
+    View(ViewArgs),
     /// Print the frame times stored in an MP4 recorded by this tool, as JSON lines.
     Frames(FramesArgs),
     /// Measure time to first frame, CPU and memory per session.
@@ -649,6 +663,27 @@ pub struct DemoArgs {
     /// Signaling transport.
     #[arg(long, value_enum, default_value_t = SignalingArg::Ws)]
     pub signaling: SignalingArg,
+}
+
+/// `view`.
+#[derive(Debug, Args)]
+pub struct ViewArgs {
+    /// The API Gateway URL, e.g. https://vms.example.com/api [env: XPROTECT_GATEWAY]
+    #[arg(long, env = "XPROTECT_GATEWAY", value_name = "URL", hide_env = true)]
+    pub gateway: Url,
+
+    /// Where to serve the viewer. Anything but loopback lets others use this proxy to the
+    /// gateway.
+    #[arg(long, value_name = "ADDR", default_value_t = xprotect_viewer::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// Also trust the CA certificate(s) in this PEM file.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// Do not verify the gateway's TLS certificate (self-signed servers). Prefer --ca-cert.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// `frames`.
