@@ -6,6 +6,11 @@
 //
 //   node viewer-page.mjs --url http://127.0.0.1:8088/ --user admin --password admin \
 //     --signaling ws [--ptz left] [--aux 2] [--expect-login-error] --screenshot out.png
+//     [--playback-time ISO --speed 2 --skip-gaps] [--wait-frame-time-at-least ISO] [--grabs N]
+//
+// --grabs N: N times, 150 ms apart, draws the shown <video> frame to a canvas in the same
+// animation frame as it reads the page's frame time, and reports both (pixels as base64 RGBA)
+// so the caller can compare the page's time with the time drawn into the picture.
 
 import { parseArgs } from 'node:util';
 import { mkdir } from 'node:fs/promises';
@@ -21,6 +26,12 @@ const { values: options } = parseArgs({
     camera: { type: 'string' },
     ptz: { type: 'string' },
     aux: { type: 'string' },
+    'playback-time': { type: 'string' },
+    speed: { type: 'string' },
+    'skip-gaps': { type: 'boolean', default: false },
+    'no-audio': { type: 'boolean', default: false },
+    'wait-frame-time-at-least': { type: 'string' },
+    grabs: { type: 'string', default: '0' },
     'expect-login-error': { type: 'boolean', default: false },
     screenshot: { type: 'string' },
     chromium: { type: 'string', default: '/usr/bin/chromium' },
@@ -76,6 +87,13 @@ try {
     result.cameras = await page.locator('#camera option').allTextContents();
     if (options.camera) await page.selectOption('#camera', { label: options.camera });
     await page.check(`input[name=signaling][value=${options.signaling}]`);
+    if (options['playback-time']) {
+      await page.check('input[name=mode][value=playback]');
+      await page.fill('#playback-time', options['playback-time']);
+      if (options.speed) await page.fill('#speed', options.speed);
+      await page.setChecked('#skip-gaps', options['skip-gaps']);
+    }
+    if (options['no-audio']) await page.setChecked('#audio', false);
     await page.click('#start');
     await page.waitForFunction(
       () => document.querySelector('#video').dataset.playing === 'true' || !document.querySelector('#error').hidden,
@@ -88,6 +106,15 @@ try {
       await page.waitForFunction(() => document.querySelector('#frame-time').dataset.ms, undefined, {
         timeout: remaining(),
       });
+      if (options['wait-frame-time-at-least']) {
+        await page.waitForFunction(
+          (atLeast) => Number(document.querySelector('#frame-time').dataset.ms) >= atLeast,
+          Date.parse(options['wait-frame-time-at-least']),
+          { timeout: remaining() },
+        );
+      }
+      const grabCount = Number(options.grabs);
+      if (grabCount > 0) result.grabs = await grabFrames(page, grabCount, 150);
       const shown = await page.evaluate(() => ({
         width: document.querySelector('#video').videoWidth,
         height: document.querySelector('#video').videoHeight,
@@ -124,3 +151,38 @@ try {
   clearTimeout(watchdog);
 }
 console.log(JSON.stringify(result));
+
+async function grabFrames(page, count, intervalMs) {
+  return page.evaluate(
+    async ({ count, intervalMs }) => {
+      const video = document.querySelector('#video');
+      const canvas = document.createElement('canvas');
+      canvas.width = video.videoWidth;
+      canvas.height = video.videoHeight;
+      const context = canvas.getContext('2d', { willReadFrequently: true });
+      const toBase64 = (bytes) => {
+        let binary = '';
+        for (let i = 0; i < bytes.length; i += 0x8000) {
+          binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+        }
+        return btoa(binary);
+      };
+      const grabs = [];
+      for (let i = 0; i < count; i += 1) {
+        await new Promise((done) => setTimeout(done, intervalMs));
+        const grab = await new Promise((done) =>
+          requestAnimationFrame(() => {
+            // Frame callbacks run before animation-frame callbacks: the page's time is that of
+            // the frame drawn here.
+            const shownMs = Number(document.querySelector('#frame-time').dataset.ms);
+            context.drawImage(video, 0, 0, canvas.width, canvas.height);
+            done({ shownMs, pixels: context.getImageData(0, 0, canvas.width, canvas.height).data });
+          }),
+        );
+        grabs.push({ shown_ms: grab.shownMs, width: canvas.width, height: canvas.height, rgba_base64: toBase64(grab.pixels) });
+      }
+      return grabs;
+    },
+    { count, intervalMs },
+  );
+}

@@ -25,6 +25,13 @@ const DRIVER_TIMEOUT: Duration = Duration::from_secs(30);
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long to wait for a journal entry that follows what the page did.
 const JOURNAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The shown time may be one frame (40 ms at 25 fps) ahead of the picture grabbed with it, when
+/// a frame arrives between the page's frame callback and the grab; a second frame is margin.
+const FRAME_TIME_TOLERANCE_MS: i64 = 80;
+/// 2025-01-15T12:05:10Z, where the emulator's recordings resume after the first gap.
+const AFTER_FIRST_GAP_MS: i64 = 1_736_942_710_000;
+/// 2025-01-15T12:10:00Z, where that recording ends.
+const END_OF_SECOND_RECORDING_MS: i64 = 1_736_943_000_000;
 /// A live frame's time is the page's clock at start plus RTP milliseconds; it must be near now.
 const LIVE_FRAME_TIME_TOLERANCE_MS: i64 = 5_000;
 
@@ -46,6 +53,16 @@ struct PageRun {
     gateway_requests: Vec<String>,
     outside_requests: Vec<String>,
     console_errors: Vec<String>,
+    grabs: Option<Vec<Grab>>,
+}
+
+/// A frame drawn off the page's `<video>` with the frame time the page showed for it.
+#[derive(Debug, Deserialize)]
+struct Grab {
+    shown_ms: i64,
+    width: usize,
+    height: usize,
+    rgba_base64: String,
 }
 
 struct Setup {
@@ -332,4 +349,89 @@ async fn a_wrong_password_is_shown_as_the_idp_said_it() {
         })
         .await;
     setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playback_across_a_gap_at_speed_2_shows_the_time_drawn_in_the_frame() {
+    let mut setup = Setup::start().await;
+    let run = run_page(
+        &setup.viewer,
+        "playback-gap-speed2",
+        &[
+            "--user",
+            DEFAULT_USER,
+            "--password",
+            DEFAULT_PASSWORD,
+            "--signaling",
+            "rest",
+            "--playback-time",
+            "2025-01-15T12:04:56Z",
+            "--speed",
+            "2",
+            "--skip-gaps",
+            "--no-audio",
+            "--wait-frame-time-at-least",
+            "2025-01-15T12:05:10Z",
+            "--grabs",
+            "3",
+        ],
+    )
+    .await;
+    assert!(
+        run.ok,
+        "page did not play: {:?} {:?}",
+        run.error, run.driver_error
+    );
+    let mode = setup
+        .wait_for("the playback session", |event| match event {
+            JournalEvent::SessionCreated { mode, .. } => Some(*mode),
+            _ => None,
+        })
+        .await;
+    assert_eq!(mode, "playback");
+    let grabs = run.grabs.as_deref().unwrap_or_default();
+    assert_eq!(grabs.len(), 3);
+    let mut diffs = Vec::new();
+    for grab in grabs {
+        let rgba = decode_base64(&grab.rgba_base64);
+        let drawn =
+            xprotect_emulator::camera::decode_timecode_from_rgba(&rgba, grab.width, grab.height)
+                .unwrap_or_else(|| panic!("no timecode strip readable in a grab of {grab:?}"));
+        assert!(
+            (AFTER_FIRST_GAP_MS..END_OF_SECOND_RECORDING_MS).contains(&drawn),
+            "the frame on screen ({drawn}) is not from the recording after the gap"
+        );
+        diffs.push(grab.shown_ms - drawn);
+    }
+    eprintln!("playback: shown − drawn per grab (ms): {diffs:?}");
+    assert!(
+        diffs.iter().all(|d| d.abs() <= FRAME_TIME_TOLERANCE_MS),
+        "the page's frame time is not the time drawn in the frame: {diffs:?}"
+    );
+    setup.stop().await;
+}
+
+/// Standard base64 (the driver's `btoa`), for the grabbed pixels.
+fn decode_base64(text: &str) -> Vec<u8> {
+    fn value(c: u8) -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            other => panic!("not base64: {other:#x}"),
+        }
+    }
+    let bytes = text.trim_end_matches('=').as_bytes();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4 + 3);
+    for chunk in bytes.chunks(4) {
+        let mut acc = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            acc |= value(c) << (18 - 6 * i);
+        }
+        let [_, b0, b1, b2] = acc.to_be_bytes();
+        out.extend_from_slice(&[b0, b1, b2][..chunk.len().saturating_sub(1)]);
+    }
+    out
 }
