@@ -32,6 +32,7 @@ const { values: options } = parseArgs({
     'no-audio': { type: 'boolean', default: false },
     'wait-frame-time-at-least': { type: 'string' },
     grabs: { type: 'string', default: '0' },
+    'wait-token-refresh': { type: 'boolean', default: false },
     'expect-login-error': { type: 'boolean', default: false },
     screenshot: { type: 'string' },
     chromium: { type: 'string', default: '/usr/bin/chromium' },
@@ -134,6 +135,12 @@ try {
         if (options.ptz) await page.click(`[data-ptz=${options.ptz}]`);
         if (options.aux) await page.click(`[data-aux="${options.aux}"]`);
         result.commands_state = await page.locator('#commands-state').textContent();
+      }
+      if (options['wait-token-refresh']) {
+        await page.waitForFunction(() => document.querySelector('#login-state').textContent.includes('refreshed'), undefined, {
+          timeout: remaining(),
+        });
+        result.login_state = await page.locator('#login-state').textContent();
       }
       result.status = await page.locator('#status').textContent();
       result.ok = true;

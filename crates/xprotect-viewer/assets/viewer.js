@@ -78,8 +78,9 @@ async function refreshToken() {
     } else {
       throw new Error('the gateway gave no refresh token: log in again');
     }
-    $('login-state').textContent = `logged in (token refreshed ${new Date().toLocaleTimeString()})`;
+    // A REST session keeps a token of its own for its media (PROTOCOL.md §2.6).
     await session?.tokenRefreshed();
+    $('login-state').textContent = `logged in (token refreshed ${new Date().toLocaleTimeString()})`;
   } catch (error) {
     showError(`Token refresh failed: ${error.message}`);
   }

@@ -73,10 +73,14 @@ struct Setup {
 
 impl Setup {
     async fn start() -> Self {
-        let config = EmulatorConfig {
+        Self::start_with(EmulatorConfig {
             cors: false,
             ..EmulatorConfig::ephemeral()
-        };
+        })
+        .await
+    }
+
+    async fn start_with(config: EmulatorConfig) -> Self {
         let emulator = Emulator::start(config).await.expect("the emulator starts");
         let journal = emulator.journal();
         let mut viewer_config = ViewerConfig::new(
@@ -434,4 +438,46 @@ fn decode_base64(text: &str) -> Vec<u8> {
         out.extend_from_slice(&[b0, b1, b2][..chunk.len().saturating_sub(1)]);
     }
     out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_is_refreshed_before_expiry_and_pushed_to_the_rest_session() {
+    // The page refreshes 60 s before expiry, at the earliest after 5 s: a 62 s token is
+    // refreshed 5 s after login.
+    let mut setup = Setup::start_with(EmulatorConfig {
+        cors: false,
+        token_lifetime: Duration::from_secs(62),
+        ..EmulatorConfig::ephemeral()
+    })
+    .await;
+    let run = run_page(
+        &setup.viewer,
+        "token-refresh",
+        &[
+            "--user",
+            DEFAULT_USER,
+            "--password",
+            DEFAULT_PASSWORD,
+            "--signaling",
+            "rest",
+            "--wait-token-refresh",
+        ],
+    )
+    .await;
+    assert_playing_live(&run);
+    let grant = setup
+        .wait_for("a refresh grant", |event| match event {
+            JournalEvent::TokenIssued { grant, .. } if grant == "refresh_token" => {
+                Some(grant.clone())
+            }
+            _ => None,
+        })
+        .await;
+    assert_eq!(grant, "refresh_token");
+    setup
+        .wait_for("the session's token update", |event| {
+            matches!(event, JournalEvent::SessionTokenUpdated { .. }).then_some(())
+        })
+        .await;
+    setup.stop().await;
 }
