@@ -33,6 +33,8 @@ const { values: options } = parseArgs({
     'wait-frame-time-at-least': { type: 'string' },
     grabs: { type: 'string', default: '0' },
     'wait-token-refresh': { type: 'boolean', default: false },
+    stream: { type: 'string' },
+    snapshot: { type: 'boolean', default: false },
     'expect-login-error': { type: 'boolean', default: false },
     screenshot: { type: 'string' },
     chromium: { type: 'string', default: '/usr/bin/chromium' },
@@ -87,6 +89,12 @@ try {
     await page.locator('#stream-panel').waitFor({ state: 'visible', timeout: remaining() });
     result.cameras = await page.locator('#camera option').allTextContents();
     if (options.camera) await page.selectOption('#camera', { label: options.camera });
+    // The stream list loads after the camera list; wait for more than the default entry.
+    await page.waitForFunction(() => document.querySelectorAll('#stream option').length > 1, undefined, {
+      timeout: remaining(),
+    }).catch(() => {});
+    result.streams = await page.locator('#stream option').allTextContents();
+    if (options.stream) await page.selectOption('#stream', { label: options.stream });
     await page.check(`input[name=signaling][value=${options.signaling}]`);
     if (options['playback-time']) {
       await page.check('input[name=mode][value=playback]');
@@ -142,6 +150,30 @@ try {
         });
         result.login_state = await page.locator('#login-state').textContent();
       }
+      if (options.snapshot) {
+        await page.click('#snapshot');
+        await page.locator('#snapshot-link').waitFor({ state: 'visible', timeout: remaining() });
+        result.snapshot = await page.evaluate(() => {
+          const link = document.querySelector('#snapshot-link');
+          return {
+            width: Number(link.dataset.width),
+            height: Number(link.dataset.height),
+            bytes: Number(link.dataset.bytes),
+            download: link.download,
+          };
+        });
+      }
+      // Wait for one statistics round so the diagnostics panel shows the candidate pair.
+      await page.waitForFunction(() => document.querySelector('#diag-pair').textContent !== '–', undefined, {
+        timeout: remaining(),
+      });
+      result.diagnostics = await page.evaluate(() => ({
+        ice: document.querySelector('#diag-ice').textContent,
+        pair: document.querySelector('#diag-pair').textContent,
+        video: document.querySelector('#diag-video').textContent,
+        events: [...document.querySelectorAll('#diag-events li')].map((item) => item.textContent),
+      }));
+      result.audio_tracks = await page.evaluate(() => document.querySelector('#video').srcObject?.getAudioTracks().length ?? 0);
       result.status = await page.locator('#status').textContent();
       result.ok = true;
     }

@@ -10,6 +10,8 @@ const CLIENT_ID = 'VmsClient';
 const REFRESH_MARGIN_S = 60;
 const CANDIDATE_POLL_MS = 200;
 const TWO_POW_32 = 2 ** 32;
+const STATS_INTERVAL_MS = 1000;
+const MAX_EVENTS = 200;
 
 const $ = (id) => document.getElementById(id);
 
@@ -20,6 +22,18 @@ function showError(text) {
   const box = $('error');
   box.textContent = text;
   box.hidden = false;
+  logEvent(text, true);
+}
+
+/** One line in the diagnostics panel's event list (never a token or a password). */
+function logEvent(text, isError = false) {
+  const list = $('diag-events');
+  const item = document.createElement('li');
+  item.textContent = `${new Date().toISOString().slice(11, 23)} ${text}`;
+  if (isError) item.className = 'error';
+  list.append(item);
+  while (list.children.length > MAX_EVENTS) list.firstElementChild.remove();
+  list.scrollTop = list.scrollHeight;
 }
 
 function clearError() {
@@ -134,6 +148,28 @@ async function loadCameras() {
     select.append(option);
   }
   if (!cameras.length) showError('The gateway lists no cameras for this user.');
+  logEvent(`${cameras.length} camera(s) listed`);
+  await loadStreams();
+}
+
+/** The camera's stream usages (PROTOCOL.md §11.E); `streamReferenceId` is WebRTC's streamId. */
+async function loadStreams() {
+  const select = $('stream');
+  select.replaceChildren(new Option('camera default', ''));
+  const camera = $('camera').value;
+  if (!camera) return;
+  try {
+    const answer = await gatewayJson('Stream list refused', `rest/v1/cameras/${encodeURIComponent(camera)}/streams`);
+    const groups = Array.isArray(answer) ? answer : answer.array || [];
+    for (const stream of groups.flatMap((group) => group.stream || [])) {
+      if (!stream.streamReferenceId) continue;
+      const label = `${stream.displayName || stream.name || stream.streamReferenceId}${stream.liveDefault ? ' (live default)' : ''}`;
+      select.append(new Option(label, stream.streamReferenceId));
+    }
+  } catch (error) {
+    // Older gateways or users without Config API rights: the default stream still plays.
+    logEvent(`${error.message} (using the camera's default stream)`, true);
+  }
 }
 
 // --- frame time (PROTOCOL.md §4.2) -------------------------------------------------------------
@@ -185,9 +221,14 @@ function readOptions() {
   }
   const speed = Number($('speed').value || '1');
   if (playback && !(speed > 0 && speed <= 32)) throw new Error('Speed must be above 0 and at most 32.');
+  const iceUrl = $('ice-url').value.trim();
+  const ice = iceUrl
+    ? { url: iceUrl, username: $('ice-user').value || undefined, credential: $('ice-credential').value || undefined }
+    : null;
   return {
     camera: $('camera').value,
-    stream: $('stream').value.trim() || null,
+    stream: $('stream').value || null,
+    ice,
     signaling: document.querySelector('input[name=signaling]:checked').value,
     playback: playback ? { time: new Date(startRef).toISOString(), speed, skipGaps: $('skip-gaps').checked } : null,
     // The gateway sends audio at speed 1 only (PROTOCOL.md §2.1).
@@ -201,11 +242,53 @@ class Session {
     this.options = options;
     this.closed = false;
     this.id = null;
-    this.pc = new RTCPeerConnection({ iceServers: [] });
+    // The same STUN/TURN servers go to the gateway and to our own peer connection (§4.5).
+    const ice = options.ice;
+    this.pc = new RTCPeerConnection({
+      iceServers: ice ? [{ urls: ice.url, username: ice.username, credential: ice.credential }] : [],
+    });
     this.clock = new FrameClock(options.startRef);
     this.channel = null;
     this.pc.ontrack = (event) => this.onTrack(event);
-    this.pc.oniceconnectionstatechange = () => setStatus(`ICE ${this.pc.iceConnectionState}`);
+    this.pc.oniceconnectionstatechange = () => {
+      setStatus(`ICE ${this.pc.iceConnectionState}`);
+      $('diag-ice').textContent = this.pc.iceConnectionState;
+      logEvent(`ICE ${this.pc.iceConnectionState}`);
+    };
+    this.stats = setInterval(() => this.updateStats(), STATS_INTERVAL_MS);
+    this.lastVideo = null;
+  }
+
+  /** Candidate pair, bitrate, frames and audio packets from getStats, once a second. */
+  async updateStats() {
+    if (this.closed) return;
+    const report = await this.pc.getStats();
+    let pairId = null;
+    report.forEach((entry) => {
+      if (entry.type === 'transport' && entry.selectedCandidatePairId) pairId = entry.selectedCandidatePairId;
+    });
+    const pair = pairId && report.get(pairId);
+    if (pair) {
+      const describe = (id) => {
+        const candidate = report.get(id);
+        return candidate ? `${candidate.candidateType} ${candidate.address ?? '?'}:${candidate.port} ${candidate.protocol}` : '?';
+      };
+      $('diag-pair').textContent = `local ${describe(pair.localCandidateId)} ⇄ remote ${describe(pair.remoteCandidateId)}`;
+    }
+    report.forEach((entry) => {
+      if (entry.type !== 'inbound-rtp') return;
+      if (entry.kind === 'video') {
+        const now = entry.timestamp;
+        const bits = entry.bytesReceived * 8;
+        const rate = this.lastVideo ? ((bits - this.lastVideo.bits) / (now - this.lastVideo.now)) : 0;
+        this.lastVideo = { bits, now };
+        $('diag-video').textContent =
+          `${entry.frameWidth ?? '?'}x${entry.frameHeight ?? '?'}, ${entry.framesDecoded ?? 0} frames decoded, ` +
+          `${entry.framesDropped ?? 0} dropped, ${Math.round(rate)} kbit/s, ${entry.packetsLost ?? 0} packets lost`;
+      } else if (entry.kind === 'audio') {
+        $('diag-audio').textContent = `${entry.packetsReceived ?? 0} packets, ${entry.packetsLost ?? 0} lost`;
+      }
+    });
   }
 
   onTrack(event) {
@@ -228,6 +311,7 @@ class Session {
   openCommands() {
     const channel = this.pc.createDataChannel('commands', { protocol: 'videoos-commands' });
     channel.onopen = () => {
+      logEvent('commands channel open');
       $('commands-state').textContent = 'commands channel open';
       $('commands').dataset.open = 'true';
     };
@@ -248,12 +332,14 @@ class Session {
       return false;
     }
     this.channel.send(JSON.stringify({ ApiVersion: '1.0', type: 'request', method, params }));
+    logEvent(`sent ${method} ${JSON.stringify(params)}`);
     $('commands-state').textContent = `sent ${method} ${JSON.stringify(params)}`;
     return true;
   }
 
   close() {
     this.closed = true;
+    clearInterval(this.stats);
     this.channel?.close();
     this.pc.close();
   }
@@ -270,7 +356,8 @@ class RestSession extends Session {
       cameraId: o.camera,
       resolution: 'notInUse',
       includeAudio: o.audio,
-      iceServers: [],
+      // REST names the field `url` (PROTOCOL.md §2.1).
+      iceServers: o.ice ? [{ url: o.ice.url, username: o.ice.username, credential: o.ice.credential }] : [],
     };
     if (o.stream) body.streamId = o.stream;
     if (o.playback) {
@@ -282,6 +369,7 @@ class RestSession extends Session {
       body: JSON.stringify(body),
     });
     this.id = created.sessionId;
+    logEvent(`REST session ${this.id} created, offer received`);
     this.pc.onicecandidate = (event) => {
       if (event.candidate && !this.closed) this.postCandidate(event.candidate);
     };
@@ -290,6 +378,7 @@ class RestSession extends Session {
       method: 'PATCH',
       body: JSON.stringify({ answerSDP: answer }),
     });
+    logEvent('answer sent (PATCH)');
     this.openCommands();
     this.pollCandidates();
   }
@@ -314,7 +403,9 @@ class RestSession extends Session {
         for (const text of answer.candidates || []) {
           if (added.has(text)) continue;
           added.add(text);
-          await this.pc.addIceCandidate(typeof text === 'string' ? JSON.parse(text) : text);
+          const init = typeof text === 'string' ? JSON.parse(text) : text;
+          logEvent(`server candidate ${init.candidate}`);
+          await this.pc.addIceCandidate(init);
         }
       } catch (error) {
         showError(error.message);
@@ -330,6 +421,7 @@ class RestSession extends Session {
       method: 'PATCH',
       body: JSON.stringify({ token: auth.access }),
     });
+    logEvent('session token updated (PATCH)');
   }
 }
 
@@ -351,6 +443,7 @@ class WsSession extends Session {
       };
       socket.onopen = () => {
         setStatus('registering (WebSocket)');
+        logEvent('WebSocket open, register sent');
         send({ method: 'register', params: { authorization: auth.access }, id: 1 });
       };
       socket.onerror = () => reject(new Error('The signaling WebSocket failed (see the proxy answer in the network log).'));
@@ -387,6 +480,8 @@ class WsSession extends Session {
       const o = this.options;
       const params = { authorization: auth.access, peer: o.camera, includeAudio: o.audio };
       if (o.stream) params.streamId = o.stream;
+      // WebSocket names the field `urls`, as browsers do (PROTOCOL.md §3.4).
+      if (o.ice) params.iceServers = [{ urls: o.ice.url, username: o.ice.username, credential: o.ice.credential }];
       if (o.playback) {
         params.playbackTime = o.playback.time;
         params.playbackSpeed = o.playback.speed;
@@ -395,12 +490,15 @@ class WsSession extends Session {
       send({ method: 'connect', params, id: 2 });
     } else if (message.id === 2 && message.result) {
       this.id = message.result.session;
+      logEvent(`WebSocket session ${this.id} connected`);
       for (const trickle of this.pending.splice(0)) trickle();
     } else if (message.method === 'invite') {
       if (this.id && message.params?.session !== this.id) return;
       this.id = message.params.session;
+      logEvent('invite (offer) received');
       const answer = await this.answer(message.params.offer);
       send({ id: message.id, result: { answer } });
+      logEvent('answer sent');
       for (const trickle of this.pending.splice(0)) trickle();
       this.openCommands();
       resolve();
@@ -408,7 +506,10 @@ class WsSession extends Session {
       const candidate = message.params?.candidate;
       // Accept the ONVIF object form and Milestone's JSON string form (PROTOCOL.md §3.6).
       const init = typeof candidate === 'string' ? JSON.parse(candidate) : candidate;
-      if (init && init.candidate) await this.pc.addIceCandidate(init);
+      if (init && init.candidate) {
+        logEvent(`server candidate ${init.candidate}`);
+        await this.pc.addIceCandidate(init);
+      }
     } else if (message.method) {
       showError(`Server error: ${message.params?.message ?? JSON.stringify(message.params)}`);
     }
@@ -446,13 +547,41 @@ async function start(event) {
   }
 }
 
+/** The frame on screen as a PNG, named after its frame time, offered as a download link. */
+function snapshot() {
+  const video = $('video');
+  if (!video.videoWidth) return;
+  const canvas = document.createElement('canvas');
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  canvas.getContext('2d').drawImage(video, 0, 0);
+  const time = $('frame-time').textContent || new Date().toISOString();
+  canvas.toBlob((blob) => {
+    if (!blob) return;
+    const link = $('snapshot-link');
+    if (link.href) URL.revokeObjectURL(link.href);
+    link.href = URL.createObjectURL(blob);
+    link.download = `snapshot-${time.replace(/[:.]/g, '-')}.png`;
+    link.textContent = `snapshot ${time} (${canvas.width}x${canvas.height}, ${blob.size} bytes)`;
+    link.dataset.width = String(canvas.width);
+    link.dataset.height = String(canvas.height);
+    link.dataset.bytes = String(blob.size);
+    link.hidden = false;
+    link.click();
+    logEvent(`snapshot of the frame at ${time}`);
+  }, 'image/png');
+}
+
 function stop() {
+  if (session) logEvent('stopped');
   session?.close();
   session = null;
   $('video').srcObject = null;
   $('frame-time').textContent = '';
   $('commands').hidden = true;
   $('stop').disabled = true;
+  $('snapshot').disabled = true;
+  $('diag-ice').textContent = '–';
   setStatus('idle');
 }
 
@@ -475,10 +604,14 @@ function onAux(event) {
 
 $('video').addEventListener('playing', () => {
   $('video').dataset.playing = 'true';
+  $('snapshot').disabled = false;
+  logEvent('video playing');
   setStatus(`playing ${$('video').videoWidth}x${$('video').videoHeight}`);
 });
 $('login-form').addEventListener('submit', login);
 $('stream-form').addEventListener('submit', start);
 $('stop').addEventListener('click', stop);
+$('snapshot').addEventListener('click', snapshot);
+$('camera').addEventListener('change', loadStreams);
 $('ptz-pad').addEventListener('click', onPtz);
 $('aux-buttons').addEventListener('click', onAux);

@@ -54,6 +54,28 @@ struct PageRun {
     outside_requests: Vec<String>,
     console_errors: Vec<String>,
     grabs: Option<Vec<Grab>>,
+    streams: Option<Vec<String>>,
+    snapshot: Option<Snapshot>,
+    diagnostics: Option<Diagnostics>,
+    audio_tracks: Option<u32>,
+}
+
+/// The snapshot link the page made.
+#[derive(Debug, Deserialize)]
+struct Snapshot {
+    width: u32,
+    height: u32,
+    bytes: u64,
+    download: String,
+}
+
+/// What the diagnostics panel showed.
+#[derive(Debug, Deserialize)]
+struct Diagnostics {
+    ice: String,
+    pair: String,
+    video: String,
+    events: Vec<String>,
 }
 
 /// A frame drawn off the page's `<video>` with the frame time the page showed for it.
@@ -194,7 +216,8 @@ async fn run_page(viewer: &RunningViewer, case: &str, extra: &[&str]) -> PageRun
     run
 }
 
-fn assert_playing_live(run: &PageRun) {
+/// `size`: the picture of the stream played (the emulator's "Video stream 2" is 1280x720).
+fn assert_playing_live(run: &PageRun, size: (u32, u32)) {
     assert!(
         run.ok,
         "page did not play: {:?} {:?}",
@@ -210,7 +233,39 @@ fn assert_playing_live(run: &PageRun) {
         "errors in the page's console: {:?}",
         run.console_errors
     );
-    assert_eq!((run.video_width, run.video_height), (Some(640), Some(360)));
+    assert_eq!(
+        (run.video_width, run.video_height),
+        (Some(size.0), Some(size.1))
+    );
+    assert_eq!(
+        run.streams.as_deref(),
+        Some(
+            &[
+                "camera default".to_owned(),
+                "Video stream 1 (live default)".to_owned(),
+                "Video stream 2".to_owned()
+            ][..]
+        ),
+        "stream names from the Config API"
+    );
+    // The camera's related microphone comes with the video (audio is on by default).
+    assert_eq!(run.audio_tracks, Some(1));
+    let diagnostics = run.diagnostics.as_ref().expect("the diagnostics panel");
+    assert_eq!(diagnostics.ice, "connected");
+    assert!(diagnostics.pair.contains("127.0.0.1"), "{diagnostics:?}");
+    assert!(
+        diagnostics
+            .video
+            .contains(&format!("{}x{}", size.0, size.1)),
+        "{diagnostics:?}"
+    );
+    assert!(
+        diagnostics
+            .events
+            .iter()
+            .any(|e| e.ends_with("video playing")),
+        "{diagnostics:?}"
+    );
     let (Some(shown), Some(now)) = (run.frame_time_ms, run.page_now_ms) else {
         panic!("no frame time shown: {run:?}");
     };
@@ -239,10 +294,11 @@ async fn live_over_websocket_with_cors_off_plays_and_ptz_and_aux_reach_the_camer
             "left",
             "--aux",
             "2",
+            "--snapshot",
         ],
     )
     .await;
-    assert_playing_live(&run);
+    assert_playing_live(&run, (640, 360));
     assert!(
         run.gateway_requests
             .iter()
@@ -273,6 +329,13 @@ async fn live_over_websocket_with_cors_off_plays_and_ptz_and_aux_reach_the_camer
         })
         .await;
     assert_eq!(aux, (2, true));
+    let snapshot = run.snapshot.as_ref().expect("a snapshot was taken");
+    assert_eq!((snapshot.width, snapshot.height), (640, 360));
+    assert!(snapshot.bytes > 1000, "{snapshot:?}");
+    assert!(
+        snapshot.download.starts_with("snapshot-") && snapshot.download.ends_with(".png"),
+        "{snapshot:?}"
+    );
     assert!(
         run.commands_state
             .as_deref()
@@ -284,7 +347,7 @@ async fn live_over_websocket_with_cors_off_plays_and_ptz_and_aux_reach_the_camer
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn live_over_rest_with_cors_off_plays_with_a_frame_time() {
+async fn live_over_rest_with_cors_off_plays_the_chosen_stream_with_a_frame_time() {
     let mut setup = Setup::start().await;
     let run = run_page(
         &setup.viewer,
@@ -296,19 +359,24 @@ async fn live_over_rest_with_cors_off_plays_with_a_frame_time() {
             DEFAULT_PASSWORD,
             "--signaling",
             "rest",
+            "--stream",
+            "Video stream 2",
         ],
     )
     .await;
-    assert_playing_live(&run);
-    setup
+    assert_playing_live(&run, (1280, 720));
+    let stream = setup
         .wait_for("a REST session", |event| match event {
-            JournalEvent::SessionCreated { transport, .. } => {
+            JournalEvent::SessionCreated {
+                transport, stream, ..
+            } => {
                 assert_eq!(*transport, Transport::Rest);
-                Some(())
+                Some(stream.clone())
             }
             _ => None,
         })
         .await;
+    assert!(stream.is_some(), "the chosen stream reached the gateway");
     for call in [
         "POST /gateway/IDP/connect/token",
         "GET /gateway/rest/v1/cameras",
@@ -464,7 +532,7 @@ async fn the_token_is_refreshed_before_expiry_and_pushed_to_the_rest_session() {
         ],
     )
     .await;
-    assert_playing_live(&run);
+    assert_playing_live(&run, (640, 360));
     let grant = setup
         .wait_for("a refresh grant", |event| match event {
             JournalEvent::TokenIssued { grant, .. } if grant == "refresh_token" => {
