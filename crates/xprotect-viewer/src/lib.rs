@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod assets;
+mod guard;
 pub mod proxy;
 pub mod target;
 mod ws_relay;
@@ -98,8 +99,10 @@ impl RunningViewer {
     }
 }
 
-/// The viewer's routes: the page at `/`, the proxy under `/gateway/`.
-pub fn router(proxy: GatewayProxy) -> Router {
+/// The viewer's routes: the page at `/`, the proxy under `/gateway/`, for a server bound to
+/// `local_addr` (requests must name it; see the guard module).
+pub fn router(proxy: GatewayProxy, local_addr: SocketAddr) -> Router {
+    let local = guard::LocalServer { addr: local_addr };
     Router::new()
         .route("/", get(assets::index))
         .route("/viewer.js", get(assets::script))
@@ -107,6 +110,7 @@ pub fn router(proxy: GatewayProxy) -> Router {
         .route("/gateway/{*path}", any(forward))
         .fallback(assets::not_found)
         .with_state(proxy)
+        .layer(axum::middleware::from_fn_with_state(local, guard::guard))
 }
 
 async fn forward(
@@ -131,7 +135,7 @@ pub async fn start(config: ViewerConfig) -> Result<RunningViewer, ViewerError> {
         source,
     })?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let app = router(proxy).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(proxy, local_addr).into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move {

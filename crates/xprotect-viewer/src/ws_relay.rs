@@ -83,7 +83,6 @@ async fn pump(browser: WebSocket, upstream: Upstream) {
                 break;
             }
         }
-        let _ = upstream_tx.close().await;
     };
     let to_browser = async {
         while let Some(Ok(message)) = upstream_rx.next().await {
@@ -95,13 +94,15 @@ async fn pump(browser: WebSocket, upstream: Upstream) {
                 break;
             }
         }
-        let _ = browser_tx.close().await;
     };
     // Either direction ending ends the relay: a half-open signaling socket serves nobody.
     tokio::select! {
         () = to_gateway => {}
         () = to_browser => {}
     }
+    // Whichever side is still open hears a close frame (errors: it is gone already).
+    let _ = browser_tx.close().await;
+    let _ = upstream_tx.close().await;
     tracing::debug!("signaling WebSocket relay ended");
 }
 

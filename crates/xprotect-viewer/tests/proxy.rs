@@ -111,8 +111,13 @@ async fn viewer_for(gateway: SocketAddr) -> RunningViewer {
 
 /// One request written verbatim; returns the status code and the body.
 async fn raw_request(viewer: SocketAddr, request_line: &str) -> (u16, String) {
+    raw_request_to(viewer, &viewer.to_string(), request_line).await
+}
+
+/// As [`raw_request`], naming `host` in the `Host` header.
+async fn raw_request_to(viewer: SocketAddr, host: &str, request_line: &str) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(viewer).await.unwrap();
-    let request = format!("{request_line}\r\nHost: {viewer}\r\nConnection: close\r\n\r\n");
+    let request = format!("{request_line}\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
     tokio::time::timeout(LIMIT, stream.read_to_end(&mut answer))
@@ -282,5 +287,52 @@ async fn an_unreachable_gateway_is_a_502_that_says_so() {
         raw_request(viewer.local_addr(), "GET /gateway/rest/v1/cameras HTTP/1.1").await;
     assert_eq!(status, 502);
     assert!(body.contains("cannot reach the gateway"), "{body}");
+    viewer.shutdown().await;
+}
+
+#[tokio::test]
+async fn answers_only_to_its_own_name_and_its_own_pages_websockets() {
+    let (gateway, seen) = stand_in().await;
+    let viewer = viewer_for(gateway).await;
+    let addr = viewer.local_addr();
+    // DNS rebinding: a foreign name resolving to 127.0.0.1.
+    let (status, body) = raw_request_to(
+        addr,
+        "attacker.example:80",
+        "GET /gateway/rest/v1/cameras HTTP/1.1",
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("answers only to"), "{body}");
+    let (status, _) = raw_request_to(addr, "attacker.example", "GET / HTTP/1.1").await;
+    assert_eq!(status, 403);
+    let localhost = format!("localhost:{}", addr.port());
+    let (status, _) = raw_request_to(addr, &localhost, "GET / HTTP/1.1").await;
+    assert_eq!(status, 200);
+    assert!(seen.all().is_empty());
+
+    // Browsers apply no CORS to WebSockets: a foreign page's Origin is refused.
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("ws://{addr}/gateway/ws/webrtc/v1");
+    let mut foreign = url.as_str().into_client_request().unwrap();
+    foreign
+        .headers_mut()
+        .insert("origin", "https://attacker.example".parse().unwrap());
+    match tokio_tungstenite::connect_async(foreign).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 403)
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(seen.all().is_empty());
+    let mut own = url.as_str().into_client_request().unwrap();
+    own.headers_mut()
+        .insert("origin", format!("http://{addr}").parse().unwrap());
+    let (socket, _) = tokio::time::timeout(LIMIT, tokio_tungstenite::connect_async(own))
+        .await
+        .unwrap()
+        .unwrap();
+    drop(socket);
+    assert_eq!(seen.all(), ["WS xff=127.0.0.1"]);
     viewer.shutdown().await;
 }
