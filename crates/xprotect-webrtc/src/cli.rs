@@ -44,12 +44,15 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the embedded emulator and record 10 s of live video to demo.mp4.
+    /// Run the embedded emulator, record 10 s of live video to demo.mp4, then serve the viewer.
     #[command(
         long_about = "Start the gateway emulator on a free loopback port, record live video \
         from its first camera over WebSocket signaling (exactly as against a real gateway) and \
         print time to first frame, frame count, first and last frame times, and how to play the \
-        file. Needs nothing installed beyond Rust."
+        file. Then serve the web viewer (as `view` does) against the embedded emulator until \
+        Ctrl-C: open the printed URL and log in as admin / admin. --duration or --no-view make \
+        it a bounded run that ends once the file is written. Needs nothing installed beyond \
+        Rust."
     )]
     Demo(DemoArgs),
     /// Run the gateway emulator as a standalone server.
@@ -652,9 +655,17 @@ fn guid_from_name(name: &str) -> uuid::Uuid {
 /// `demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// How much video to record.
-    #[arg(long, short = 'd', value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
-    pub duration: Duration,
+    /// How much video to record [default: 10s]. Given, the demo ends after recording (no viewer).
+    #[arg(long, short = 'd', value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// End after recording instead of serving the viewer.
+    #[arg(long)]
+    pub no_view: bool,
+
+    /// Where to serve the viewer after recording.
+    #[arg(long, value_name = "ADDR", default_value_t = xprotect_viewer::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
 
     /// Where to write it.
     #[arg(long, short = 'o', value_name = "PATH", default_value = "demo.mp4")]

@@ -146,3 +146,51 @@ async fn view_serves_the_page_and_proxies_the_gateway_only() {
     );
     emulator.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_records_then_serves_the_viewer_on_its_emulator() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let output = dir.path().join("demo.mp4");
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["demo", "--listen", "127.0.0.1:0", "-o"])
+        .arg(&output)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let mut lines = BufReader::new(stderr).lines();
+    // Ten seconds of recording come first.
+    let viewer_line = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.expect("stderr is readable") {
+            if line.starts_with("viewer:") {
+                return line;
+            }
+        }
+        panic!("the demo ended without serving the viewer");
+    })
+    .await
+    .expect("the viewer is served after the recording");
+    assert!(
+        std::fs::metadata(&output).is_ok_and(|m| m.len() > 10_000),
+        "the clip is written before the viewer starts"
+    );
+    let url = viewer_line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no viewer URL in {viewer_line:?}"));
+    let host = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let (status, page) = http(&host, "GET", "/", &[], "").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("XProtect WebRTC viewer"));
+    // The embedded emulator answers through the proxy: without a token, its 401.
+    let (status, _) = http(&host, "GET", "/gateway/rest/v1/cameras", &[], "").await;
+    assert_eq!(status, 401);
+    child.start_kill().expect("the demo can be stopped");
+    let _ = tokio::time::timeout(LIMIT, child.wait()).await;
+}
