@@ -448,7 +448,10 @@ class WsSession extends Session {
       };
       socket.onerror = () => reject(new Error('The signaling WebSocket failed (see the proxy answer in the network log).'));
       socket.onclose = (event) => {
-        if (!this.closed && !this.id) reject(new Error(`The signaling WebSocket closed (${event.code} ${event.reason})`));
+        if (this.closed) return;
+        if (!this.id) reject(new Error(`The signaling WebSocket closed (${event.code} ${event.reason})`));
+        // Media outlives signaling (PROTOCOL.md §3.7): only note it.
+        else logEvent(`signaling WebSocket closed (${event.code}${event.reason ? ` ${event.reason}` : ''})`);
       };
       socket.onmessage = async (event) => {
         let message;

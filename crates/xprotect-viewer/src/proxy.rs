@@ -69,6 +69,8 @@ struct Inner {
     base: Url,
     http: reqwest::Client,
     tls: Arc<rustls::ClientConfig>,
+    /// Limit for connecting and answering, HTTP and the WebSocket's opening handshake alike.
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for GatewayProxy {
@@ -102,7 +104,12 @@ impl GatewayProxy {
             .build()
             .map_err(|e| ProxyError::Client(e.to_string()))?;
         Ok(Self {
-            inner: Arc::new(Inner { base, http, tls }),
+            inner: Arc::new(Inner {
+                base,
+                http,
+                tls,
+                timeout,
+            }),
         })
     }
 
@@ -133,7 +140,10 @@ impl GatewayProxy {
                 );
             }
             return match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-                Ok(upgrade) => ws_relay::relay(upgrade, ws_target(target), peer, self.tls()).await,
+                Ok(upgrade) => {
+                    let tls = self.inner.tls.clone();
+                    ws_relay::relay(upgrade, ws_target(target), peer, tls, self.inner.timeout).await
+                }
                 Err(rejection) => rejection.into_response(),
             };
         }
@@ -157,16 +167,12 @@ impl GatewayProxy {
             Err(_) => {
                 return refuse(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    "request bodies above 1 MiB are not forwarded",
+                    "the request body broke off or is above 1 MiB (not forwarded)",
                 );
             }
         };
         self.forward(method, target, &parts.headers, body, peer)
             .await
-    }
-
-    fn tls(&self) -> Arc<rustls::ClientConfig> {
-        self.inner.tls.clone()
     }
 
     async fn forward(

@@ -11,6 +11,7 @@ use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, protocol::frame::coding::CloseCode};
 use url::Url;
@@ -24,6 +25,7 @@ pub(crate) async fn relay(
     target: Url,
     peer: SocketAddr,
     tls: Arc<rustls::ClientConfig>,
+    timeout: Duration,
 ) -> Response {
     let mut request = match target.as_str().into_client_request() {
         Ok(request) => request,
@@ -38,14 +40,15 @@ pub(crate) async fn relay(
         request.headers_mut().insert("x-forwarded-for", value);
     }
     let connector = tokio_tungstenite::Connector::Rustls(tls);
-    let upstream = match tokio_tungstenite::connect_async_tls_with_config(
-        request,
-        None,
-        true,
-        Some(connector),
-    )
-    .await
-    {
+    let connect =
+        tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector));
+    let Ok(connected) = tokio::time::timeout(timeout, connect).await else {
+        return refuse(
+            StatusCode::GATEWAY_TIMEOUT,
+            &format!("the gateway did not open the WebSocket within {timeout:?}"),
+        );
+    };
+    let upstream = match connected {
         Ok((upstream, _)) => upstream,
         Err(tungstenite::Error::Http(response)) => {
             let status =

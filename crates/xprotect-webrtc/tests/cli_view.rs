@@ -57,7 +57,9 @@ async fn view_serves_the_page_and_proxies_the_gateway_only() {
     .await
     .expect("the emulator starts");
     let mut child = tokio::process::Command::new(BIN)
+        // Debug logging on: the proxy's logs must still hold no token or password.
         .args([
+            "-vv",
             "view",
             "--gateway",
             &emulator.gateway_url(),
@@ -140,6 +142,11 @@ async fn view_serves_the_page_and_proxies_the_gateway_only() {
         !stderr.contains(access),
         "the token reached the log: {stderr}"
     );
+    assert!(
+        !stderr.contains("password="),
+        "the login form reached the log: {stderr}"
+    );
+    assert!(stderr.contains("proxied"), "debug logging was on: {stderr}");
     assert!(
         !stderr.contains("warning"),
         "no warning on loopback: {stderr}"
