@@ -35,6 +35,7 @@ const { values: options } = parseArgs({
     'wait-token-refresh': { type: 'boolean', default: false },
     stream: { type: 'string' },
     snapshot: { type: 'boolean', default: false },
+    grid: { type: 'string' },
     'expect-login-error': { type: 'boolean', default: false },
     screenshot: { type: 'string' },
     chromium: { type: 'string', default: '/usr/bin/chromium' },
@@ -103,6 +104,33 @@ try {
       await page.setChecked('#skip-gaps', options['skip-gaps']);
     }
     if (options['no-audio']) await page.setChecked('#audio', false);
+  }
+  if (!options['expect-login-error'] && options.grid) {
+    // Several cameras at once: one grid tile per name, each its own session.
+    const names = options.grid.split(',');
+    for (const name of names) {
+      await page.selectOption('#camera', { label: name });
+      await page.click('#add-tile');
+    }
+    await page.waitForFunction(
+      (count) =>
+        [...document.querySelectorAll('#grid .tile')].filter(
+          (tile) => tile.dataset.playing === 'true' && tile.querySelector('.tile-time').dataset.ms,
+        ).length === count || !document.querySelector('#error').hidden,
+      names.length,
+      { timeout: remaining() },
+    );
+    result.error = (await page.locator('#error').isVisible()) ? await page.locator('#error').textContent() : null;
+    result.grid = await page.evaluate(() =>
+      [...document.querySelectorAll('#grid .tile')].map((tile) => ({
+        name: tile.querySelector('figcaption').firstChild.textContent,
+        width: tile.querySelector('video').videoWidth,
+        frame_time_ms: Number(tile.querySelector('.tile-time').dataset.ms),
+      })),
+    );
+    result.page_now_ms = await page.evaluate(() => Date.now());
+    result.ok = !result.error;
+  } else if (!options['expect-login-error']) {
     await page.click('#start');
     await page.waitForFunction(
       () => document.querySelector('#video').dataset.playing === 'true' || !document.querySelector('#error').hidden,

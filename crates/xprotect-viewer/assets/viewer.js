@@ -93,7 +93,7 @@ async function refreshToken() {
       throw new Error('the gateway gave no refresh token: log in again');
     }
     // A REST session keeps a token of its own for its media (PROTOCOL.md §2.6).
-    await session?.tokenRefreshed();
+    await Promise.all([session, ...tiles].filter(Boolean).map((each) => each.tokenRefreshed()));
     $('login-state').textContent = `logged in (token refreshed ${new Date().toLocaleTimeString()})`;
   } catch (error) {
     showError(`Token refresh failed: ${error.message}`);
@@ -191,7 +191,7 @@ class FrameClock {
   }
 }
 
-function watchFrames(video, receiver, clock, isCurrent) {
+function watchFrames(video, label, receiver, clock, isCurrent) {
   const onFrame = (_now, metadata) => {
     if (!isCurrent()) return;
     // rVFC metadata carries the RTP timestamp of the frame being shown; the receiver's
@@ -200,8 +200,8 @@ function watchFrames(video, receiver, clock, isCurrent) {
     if (rtp === undefined) rtp = receiver.getSynchronizationSources()[0]?.rtpTimestamp;
     if (rtp !== undefined) {
       const time = clock.timeOf(rtp);
-      $('frame-time').textContent = time.toISOString();
-      $('frame-time').dataset.ms = String(time.getTime());
+      label.textContent = time.toISOString();
+      label.dataset.ms = String(time.getTime());
     }
     video.requestVideoFrameCallback(onFrame);
   };
@@ -238,7 +238,12 @@ function readOptions() {
 }
 
 class Session {
-  constructor(options) {
+  /**
+   * `view`: where this session plays: `{ video, frameTime, name, main }`. Only the main player
+   * has the commands channel, the status line and the diagnostics panel; grid tiles just play.
+   */
+  constructor(options, view) {
+    this.view = view;
     this.options = options;
     this.closed = false;
     this.id = null;
@@ -251,12 +256,20 @@ class Session {
     this.channel = null;
     this.pc.ontrack = (event) => this.onTrack(event);
     this.pc.oniceconnectionstatechange = () => {
-      setStatus(`ICE ${this.pc.iceConnectionState}`);
-      $('diag-ice').textContent = this.pc.iceConnectionState;
-      logEvent(`ICE ${this.pc.iceConnectionState}`);
+      this.status(`ICE ${this.pc.iceConnectionState}`);
+      if (view.main) $('diag-ice').textContent = this.pc.iceConnectionState;
+      this.log(`ICE ${this.pc.iceConnectionState}`);
     };
-    this.stats = setInterval(() => this.updateStats(), STATS_INTERVAL_MS);
+    this.stats = view.main ? setInterval(() => this.updateStats(), STATS_INTERVAL_MS) : null;
     this.lastVideo = null;
+  }
+
+  status(text) {
+    if (this.view.main) setStatus(text);
+  }
+
+  log(text) {
+    logEvent(this.view.main ? text : `[${this.view.name}] ${text}`);
   }
 
   /** Candidate pair, bitrate, frames and audio packets from getStats, once a second. */
@@ -293,10 +306,10 @@ class Session {
 
   onTrack(event) {
     if (event.track.kind !== 'video') return;
-    const video = $('video');
+    const video = this.view.video;
     // The gateway puts audio and video in one stream; the video element plays both.
     video.srcObject = event.streams[0] || new MediaStream([event.track]);
-    watchFrames(video, event.receiver, this.clock, () => !this.closed && session === this);
+    watchFrames(video, this.view.frameTime, event.receiver, this.clock, () => !this.closed);
   }
 
   /** Answers the gateway's offer; returns the answer as the wire wants it (a JSON string). */
@@ -309,9 +322,10 @@ class Session {
 
   /** The `commands` channel, opened after the answer (PROTOCOL.md §2.5, §5.1). */
   openCommands() {
+    if (!this.view.main) return;
     const channel = this.pc.createDataChannel('commands', { protocol: 'videoos-commands' });
     channel.onopen = () => {
-      logEvent('commands channel open');
+      this.log('commands channel open');
       $('commands-state').textContent = 'commands channel open';
       $('commands').dataset.open = 'true';
     };
@@ -332,7 +346,7 @@ class Session {
       return false;
     }
     this.channel.send(JSON.stringify({ ApiVersion: '1.0', type: 'request', method, params }));
-    logEvent(`sent ${method} ${JSON.stringify(params)}`);
+    this.log(`sent ${method} ${JSON.stringify(params)}`);
     $('commands-state').textContent = `sent ${method} ${JSON.stringify(params)}`;
     return true;
   }
@@ -363,13 +377,13 @@ class RestSession extends Session {
     if (o.playback) {
       body.playbackTimeNode = { playbackTime: o.playback.time, speed: o.playback.speed, skipGaps: o.playback.skipGaps };
     }
-    setStatus('creating the session (REST)');
+    this.status('creating the session (REST)');
     const created = await gatewayJson('Session refused', 'REST/v1/WebRTC/Session', {
       method: 'POST',
       body: JSON.stringify(body),
     });
     this.id = created.sessionId;
-    logEvent(`REST session ${this.id} created, offer received`);
+    this.log(`REST session ${this.id} created, offer received`);
     this.pc.onicecandidate = (event) => {
       if (event.candidate && !this.closed) this.postCandidate(event.candidate);
     };
@@ -378,7 +392,7 @@ class RestSession extends Session {
       method: 'PATCH',
       body: JSON.stringify({ answerSDP: answer }),
     });
-    logEvent('answer sent (PATCH)');
+    this.log('answer sent (PATCH)');
     this.openCommands();
     this.pollCandidates();
   }
@@ -404,7 +418,7 @@ class RestSession extends Session {
           if (added.has(text)) continue;
           added.add(text);
           const init = typeof text === 'string' ? JSON.parse(text) : text;
-          logEvent(`server candidate ${init.candidate}`);
+          this.log(`server candidate ${init.candidate}`);
           await this.pc.addIceCandidate(init);
         }
       } catch (error) {
@@ -421,7 +435,7 @@ class RestSession extends Session {
       method: 'PATCH',
       body: JSON.stringify({ token: auth.access }),
     });
-    logEvent('session token updated (PATCH)');
+    this.log('session token updated (PATCH)');
   }
 }
 
@@ -442,8 +456,8 @@ class WsSession extends Session {
         else this.pending.push(trickle);
       };
       socket.onopen = () => {
-        setStatus('registering (WebSocket)');
-        logEvent('WebSocket open, register sent');
+        this.status('registering (WebSocket)');
+        this.log('WebSocket open, register sent');
         send({ method: 'register', params: { authorization: auth.access }, id: 1 });
       };
       socket.onerror = () => reject(new Error('The signaling WebSocket failed (see the proxy answer in the network log).'));
@@ -451,7 +465,7 @@ class WsSession extends Session {
         if (this.closed) return;
         if (!this.id) reject(new Error(`The signaling WebSocket closed (${event.code} ${event.reason})`));
         // Media outlives signaling (PROTOCOL.md §3.7): only note it.
-        else logEvent(`signaling WebSocket closed (${event.code}${event.reason ? ` ${event.reason}` : ''})`);
+        else this.log(`signaling WebSocket closed (${event.code}${event.reason ? ` ${event.reason}` : ''})`);
       };
       socket.onmessage = async (event) => {
         let message;
@@ -479,7 +493,7 @@ class WsSession extends Session {
       return;
     }
     if (message.id === 1) {
-      setStatus('connecting (WebSocket)');
+      this.status('connecting (WebSocket)');
       const o = this.options;
       const params = { authorization: auth.access, peer: o.camera, includeAudio: o.audio };
       if (o.stream) params.streamId = o.stream;
@@ -493,15 +507,15 @@ class WsSession extends Session {
       send({ method: 'connect', params, id: 2 });
     } else if (message.id === 2 && message.result) {
       this.id = message.result.session;
-      logEvent(`WebSocket session ${this.id} connected`);
+      this.log(`WebSocket session ${this.id} connected`);
       for (const trickle of this.pending.splice(0)) trickle();
     } else if (message.method === 'invite') {
       if (this.id && message.params?.session !== this.id) return;
       this.id = message.params.session;
-      logEvent('invite (offer) received');
+      this.log('invite (offer) received');
       const answer = await this.answer(message.params.offer);
       send({ id: message.id, result: { answer } });
-      logEvent('answer sent');
+      this.log('answer sent');
       for (const trickle of this.pending.splice(0)) trickle();
       this.openCommands();
       resolve();
@@ -510,7 +524,7 @@ class WsSession extends Session {
       // Accept the ONVIF object form and Milestone's JSON string form (PROTOCOL.md §3.6).
       const init = typeof candidate === 'string' ? JSON.parse(candidate) : candidate;
       if (init && init.candidate) {
-        logEvent(`server candidate ${init.candidate}`);
+        this.log(`server candidate ${init.candidate}`);
         await this.pc.addIceCandidate(init);
       }
     } else if (message.method) {
@@ -521,6 +535,56 @@ class WsSession extends Session {
   close() {
     super.close();
     this.socket?.close();
+  }
+}
+
+function newSession(options, view) {
+  return options.signaling === 'rest' ? new RestSession(options, view) : new WsSession(options, view);
+}
+
+// --- the grid: more cameras at once, live or playback as chosen, each its own session ----------
+
+const tiles = [];
+
+async function addTile() {
+  clearError();
+  let options;
+  try {
+    options = readOptions();
+  } catch (error) {
+    showError(error.message);
+    return;
+  }
+  const name = $('camera').selectedOptions[0]?.textContent ?? options.camera;
+  const tile = document.createElement('figure');
+  tile.className = 'tile';
+  const video = document.createElement('video');
+  Object.assign(video, { autoplay: true, muted: true, playsInline: true });
+  const frameTime = document.createElement('div');
+  frameTime.className = 'tile-time';
+  const caption = document.createElement('figcaption');
+  caption.textContent = name;
+  const close = document.createElement('button');
+  close.type = 'button';
+  close.textContent = '×';
+  close.title = 'remove from the grid';
+  caption.append(' ', close);
+  tile.append(video, frameTime, caption);
+  $('grid').append(tile);
+  video.addEventListener('playing', () => {
+    tile.dataset.playing = 'true';
+  });
+  const current = newSession(options, { video, frameTime, name, main: false });
+  tiles.push(current);
+  close.addEventListener('click', () => {
+    current.close();
+    tiles.splice(tiles.indexOf(current), 1);
+    tile.remove();
+  });
+  try {
+    await current.start();
+  } catch (error) {
+    showError(`${name}: ${error.message}`);
   }
 }
 
@@ -535,7 +599,8 @@ async function start(event) {
     showError(error.message);
     return;
   }
-  const current = options.signaling === 'rest' ? new RestSession(options) : new WsSession(options);
+  const view = { video: $('video'), frameTime: $('frame-time'), name: 'main', main: true };
+  const current = newSession(options, view);
   session = current;
   $('stop').disabled = false;
   $('start').disabled = true;
@@ -615,6 +680,7 @@ $('login-form').addEventListener('submit', login);
 $('stream-form').addEventListener('submit', start);
 $('stop').addEventListener('click', stop);
 $('snapshot').addEventListener('click', snapshot);
+$('add-tile').addEventListener('click', addTile);
 $('camera').addEventListener('change', loadStreams);
 $('ptz-pad').addEventListener('click', onPtz);
 $('aux-buttons').addEventListener('click', onAux);

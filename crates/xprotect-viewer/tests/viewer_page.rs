@@ -58,6 +58,15 @@ struct PageRun {
     snapshot: Option<Snapshot>,
     diagnostics: Option<Diagnostics>,
     audio_tracks: Option<u32>,
+    grid: Option<Vec<Tile>>,
+}
+
+/// One grid tile as the page showed it.
+#[derive(Debug, Deserialize)]
+struct Tile {
+    name: String,
+    width: u32,
+    frame_time_ms: i64,
 }
 
 /// The snapshot link the page made.
@@ -547,5 +556,53 @@ async fn the_token_is_refreshed_before_expiry_and_pushed_to_the_rest_session() {
             matches!(event, JournalEvent::SessionTokenUpdated { .. }).then_some(())
         })
         .await;
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grid_plays_both_cameras_at_once_each_with_its_frame_time() {
+    let mut setup = Setup::start().await;
+    let run = run_page(
+        &setup.viewer,
+        "grid",
+        &[
+            "--user",
+            DEFAULT_USER,
+            "--password",
+            DEFAULT_PASSWORD,
+            "--signaling",
+            "ws",
+            "--grid",
+            "Front Door,Parking Lot",
+        ],
+    )
+    .await;
+    assert!(run.ok, "{:?} {:?}", run.error, run.driver_error);
+    let grid = run.grid.as_deref().unwrap_or_default();
+    let names: Vec<&str> = grid.iter().map(|tile| tile.name.as_str()).collect();
+    assert_eq!(names, ["Front Door", "Parking Lot"]);
+    let now = run.page_now_ms.expect("the page's clock");
+    for tile in grid {
+        assert_eq!(tile.width, 640, "{tile:?}");
+        assert!(
+            (now - tile.frame_time_ms).abs() < LIVE_FRAME_TIME_TOLERANCE_MS,
+            "{tile:?} is {} ms from the page's clock",
+            now - tile.frame_time_ms
+        );
+    }
+    let mut devices = Vec::new();
+    for _ in 0..2 {
+        devices.push(
+            setup
+                .wait_for("a grid session", |event| match event {
+                    JournalEvent::SessionCreated { device, .. } => Some(device.clone()),
+                    _ => None,
+                })
+                .await,
+        );
+    }
+    devices.sort();
+    devices.dedup();
+    assert_eq!(devices.len(), 2, "one session per camera: {devices:?}");
     setup.stop().await;
 }
