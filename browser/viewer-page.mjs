@@ -88,12 +88,18 @@ try {
     result.ok = true;
   } else {
     await page.locator('#stream-panel').waitFor({ state: 'visible', timeout: remaining() });
-    result.cameras = await page.locator('#camera option').allTextContents();
+    result.cameras = await page.locator('#camera > option').allTextContents();
+    result.microphones = await page.locator('#camera optgroup option').allTextContents();
     if (options.camera) await page.selectOption('#camera', { label: options.camera });
     // The stream list loads after the camera list; wait for more than the default entry.
-    await page.waitForFunction(() => document.querySelectorAll('#stream option').length > 1, undefined, {
-      timeout: remaining(),
-    }).catch(() => {});
+    // A microphone has none.
+    await page.waitForFunction(
+      () =>
+        document.querySelector('#camera').selectedOptions[0]?.dataset.kind === 'microphone' ||
+        document.querySelectorAll('#stream option').length > 1,
+      undefined,
+      { timeout: remaining() },
+    );
     result.streams = await page.locator('#stream option').allTextContents();
     if (options.stream) await page.selectOption('#stream', { label: options.stream });
     await page.check(`input[name=signaling][value=${options.signaling}]`);

@@ -149,7 +149,33 @@ async function loadCameras() {
   }
   if (!cameras.length) showError('The gateway lists no cameras for this user.');
   logEvent(`${cameras.length} camera(s) listed`);
+  await loadMicrophones();
   await loadStreams();
+}
+
+/** Microphones play alone as audio-only sessions (deviceId = the microphone, 2025 R2+). */
+async function loadMicrophones() {
+  try {
+    const answer = await gatewayJson('Microphone list refused', 'rest/v1/microphones');
+    const microphones = Array.isArray(answer) ? answer : answer.array || [];
+    if (!microphones.length) return;
+    const group = document.createElement('optgroup');
+    group.label = 'Microphones (audio only)';
+    for (const microphone of microphones) {
+      const option = new Option(microphone.displayName || microphone.name || microphone.id, microphone.id);
+      option.dataset.kind = 'microphone';
+      group.append(option);
+    }
+    $('camera').append(group);
+    logEvent(`${microphones.length} microphone(s) listed`);
+  } catch (error) {
+    // Gateways before 2025 R2 stream no microphone alone; cameras still play.
+    logEvent(error.message, true);
+  }
+}
+
+function selectedIsMicrophone() {
+  return $('camera').selectedOptions[0]?.dataset.kind === 'microphone';
 }
 
 /** The camera's stream usages (PROTOCOL.md §11.E); `streamReferenceId` is WebRTC's streamId. */
@@ -157,7 +183,7 @@ async function loadStreams() {
   const select = $('stream');
   select.replaceChildren(new Option('camera default', ''));
   const camera = $('camera').value;
-  if (!camera) return;
+  if (!camera || selectedIsMicrophone()) return;
   try {
     const answer = await gatewayJson('Stream list refused', `rest/v1/cameras/${encodeURIComponent(camera)}/streams`);
     const groups = Array.isArray(answer) ? answer : answer.array || [];
@@ -174,10 +200,14 @@ async function loadStreams() {
 
 // --- frame time (PROTOCOL.md §4.2) -------------------------------------------------------------
 
-/** Start reference + RTP milliseconds, with the 32-bit RTP timestamp unwrapped. */
+/**
+ * Start reference + RTP time, with the 32-bit RTP timestamp unwrapped: milliseconds for video,
+ * 8 kHz PCMU samples for audio (`unitsPerMs` 1 or 8).
+ */
 class FrameClock {
-  constructor(startRef) {
+  constructor(startRef, unitsPerMs = 1) {
     this.startRef = startRef;
+    this.unitsPerMs = unitsPerMs;
     this.last = null;
     this.wraps = 0;
   }
@@ -187,8 +217,23 @@ class FrameClock {
       this.wraps += 1;
     }
     this.last = rtpTimestamp;
-    return new Date(this.startRef + rtpTimestamp + this.wraps * TWO_POW_32);
+    return new Date(this.startRef + (rtpTimestamp + this.wraps * TWO_POW_32) / this.unitsPerMs);
   }
+}
+
+/** Audio only: the newest packet's RTP time, ten times a second (there are no video frames). */
+function watchAudio(label, receiver, clock, isCurrent) {
+  const timer = setInterval(() => {
+    if (!isCurrent()) {
+      clearInterval(timer);
+      return;
+    }
+    const rtp = receiver.getSynchronizationSources()[0]?.rtpTimestamp;
+    if (rtp === undefined) return;
+    const time = clock.timeOf(rtp);
+    label.textContent = `${time.toISOString()} (audio)`;
+    label.dataset.ms = String(time.getTime());
+  }, 100);
 }
 
 function watchFrames(video, label, receiver, clock, isCurrent) {
@@ -225,14 +270,17 @@ function readOptions() {
   const ice = iceUrl
     ? { url: iceUrl, username: $('ice-user').value || undefined, credential: $('ice-credential').value || undefined }
     : null;
+  const microphone = selectedIsMicrophone();
   return {
     camera: $('camera').value,
+    microphone,
     stream: $('stream').value || null,
     ice,
     signaling: document.querySelector('input[name=signaling]:checked').value,
     playback: playback ? { time: new Date(startRef).toISOString(), speed, skipGaps: $('skip-gaps').checked } : null,
     // The gateway sends audio at speed 1 only (PROTOCOL.md §2.1).
-    audio: $('audio').checked && (!playback || speed === 1),
+    // A microphone session must ask for audio (PROTOCOL.md §2.1).
+    audio: microphone || ($('audio').checked && (!playback || speed === 1)),
     startRef,
   };
 }
@@ -252,7 +300,7 @@ class Session {
     this.pc = new RTCPeerConnection({
       iceServers: ice ? [{ urls: ice.url, username: ice.username, credential: ice.credential }] : [],
     });
-    this.clock = new FrameClock(options.startRef);
+    this.clock = new FrameClock(options.startRef, options.microphone ? 8 : 1);
     this.channel = null;
     this.pc.ontrack = (event) => this.onTrack(event);
     this.pc.oniceconnectionstatechange = () => {
@@ -305,6 +353,11 @@ class Session {
   }
 
   onTrack(event) {
+    if (this.options.microphone && event.track.kind === 'audio') {
+      this.view.video.srcObject = event.streams[0] || new MediaStream([event.track]);
+      watchAudio(this.view.frameTime, event.receiver, this.clock, () => !this.closed);
+      return;
+    }
     if (event.track.kind !== 'video') return;
     const video = this.view.video;
     // The gateway puts audio and video in one stream; the video element plays both.
@@ -367,7 +420,8 @@ class RestSession extends Session {
     const o = this.options;
     const body = {
       deviceId: o.camera,
-      cameraId: o.camera,
+      // Gateways before 2025 R2 read cameraId; a microphone needs 2025 R2 anyway.
+      cameraId: o.microphone ? undefined : o.camera,
       resolution: 'notInUse',
       includeAudio: o.audio,
       // REST names the field `url` (PROTOCOL.md §2.1).
@@ -606,7 +660,10 @@ async function start(event) {
   $('start').disabled = true;
   try {
     await current.start();
-    if (session === current) setStatus(`signaled (${options.signaling}), waiting for media`);
+    // The `playing` event may come first; it then has the last word.
+    if (session === current && $('video').dataset.playing !== 'true') {
+      setStatus(`signaled (${options.signaling}), waiting for media`);
+    }
   } catch (error) {
     showError(error.message);
     if (session === current) stop();
@@ -645,6 +702,7 @@ function stop() {
   session?.close();
   session = null;
   $('video').srcObject = null;
+  delete $('video').dataset.playing;
   $('frame-time').textContent = '';
   $('commands').hidden = true;
   $('stop').disabled = true;

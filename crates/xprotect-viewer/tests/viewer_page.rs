@@ -59,6 +59,7 @@ struct PageRun {
     diagnostics: Option<Diagnostics>,
     audio_tracks: Option<u32>,
     grid: Option<Vec<Tile>>,
+    microphones: Option<Vec<String>>,
 }
 
 /// One grid tile as the page showed it.
@@ -604,5 +605,55 @@ async fn a_grid_plays_both_cameras_at_once_each_with_its_frame_time() {
     devices.sort();
     devices.dedup();
     assert_eq!(devices.len(), 2, "one session per camera: {devices:?}");
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_microphone_plays_alone_with_its_audio_time() {
+    let mut setup = Setup::start().await;
+    let run = run_page(
+        &setup.viewer,
+        "microphone",
+        &[
+            "--user",
+            DEFAULT_USER,
+            "--password",
+            DEFAULT_PASSWORD,
+            "--signaling",
+            "rest",
+            "--camera",
+            "Front Door Microphone",
+        ],
+    )
+    .await;
+    assert!(run.ok, "{:?} {:?}", run.error, run.driver_error);
+    assert_eq!(
+        run.microphones.as_deref(),
+        Some(&["Front Door Microphone".to_owned()][..])
+    );
+    assert_eq!(run.audio_tracks, Some(1));
+    assert_eq!(run.video_width, Some(0), "audio only");
+    // Live audio: the page's clock at start plus RTP samples / 8.
+    let (Some(shown), Some(now)) = (run.frame_time_ms, run.page_now_ms) else {
+        panic!("no audio time shown: {run:?}");
+    };
+    assert!(
+        (now - shown).abs() < LIVE_FRAME_TIME_TOLERANCE_MS,
+        "audio time {:?} is {} ms from the page's clock",
+        run.frame_time,
+        now - shown
+    );
+    let device = setup
+        .wait_for("the microphone session", |event| match event {
+            JournalEvent::SessionCreated { device, .. } => Some(device.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        device.to_lowercase(),
+        xprotect_emulator::devices::FRONT_DOOR_MICROPHONE
+            .to_string()
+            .to_lowercase()
+    );
     setup.stop().await;
 }
