@@ -44,12 +44,15 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the embedded emulator and record 10 s of live video to demo.mp4.
+    /// Run the embedded emulator, record 10 s of live video to demo.mp4, then serve the viewer.
     #[command(
         long_about = "Start the gateway emulator on a free loopback port, record live video \
         from its first camera over WebSocket signaling (exactly as against a real gateway) and \
         print time to first frame, frame count, first and last frame times, and how to play the \
-        file. Needs nothing installed beyond Rust."
+        file. Then serve the web viewer (as `view` does) against the embedded emulator until \
+        Ctrl-C: open the printed URL and log in as admin / admin. --duration or --no-view make \
+        it a bounded run that ends once the file is written. Needs nothing installed beyond \
+        Rust."
     )]
     Demo(DemoArgs),
     /// Run the gateway emulator as a standalone server.
@@ -135,6 +138,20 @@ pub enum Command {
         xprotect-webrtc aux … --number 2 --off --envelope jsonrpc"
     )]
     Aux(AuxArgs),
+    /// Serve a web viewer for a gateway, with the gateway's API proxied under the same origin.
+    #[command(
+        long_about = "Serve a web viewer on this machine and print its URL.\n\n\
+        The page logs in at the gateway's identity provider, lists the cameras and plays live \
+        or recorded video over REST or WebSocket signaling, with the time of the frame on \
+        screen and PTZ/aux buttons. It reaches the gateway only through /gateway/… on the \
+        viewer's own origin, which this command forwards to --gateway and nowhere else, so \
+        the gateway needs no CORS configuration. The password goes from the page to the \
+        gateway's IDP and is kept nowhere.",
+        after_long_help = "EXAMPLES:\n    \
+        xprotect-webrtc view --gateway https://vms.example.com/api\n    \
+        xprotect-webrtc view --gateway https://vms/api --ca-cert ca.pem --listen 127.0.0.1:9000"
+    )]
+    View(ViewArgs),
     /// Print the frame times stored in an MP4 recorded by this tool, as JSON lines.
     Frames(FramesArgs),
     /// Measure time to first frame, CPU and memory per session.
@@ -638,9 +655,17 @@ fn guid_from_name(name: &str) -> uuid::Uuid {
 /// `demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// How much video to record.
-    #[arg(long, short = 'd', value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
-    pub duration: Duration,
+    /// How much video to record [default: 10s]. Given, the demo ends after recording (no viewer).
+    #[arg(long, short = 'd', value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// End after recording instead of serving the viewer.
+    #[arg(long)]
+    pub no_view: bool,
+
+    /// Where to serve the viewer after recording.
+    #[arg(long, value_name = "ADDR", default_value_t = xprotect_viewer::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
 
     /// Where to write it.
     #[arg(long, short = 'o', value_name = "PATH", default_value = "demo.mp4")]
@@ -649,6 +674,27 @@ pub struct DemoArgs {
     /// Signaling transport.
     #[arg(long, value_enum, default_value_t = SignalingArg::Ws)]
     pub signaling: SignalingArg,
+}
+
+/// `view`.
+#[derive(Debug, Args)]
+pub struct ViewArgs {
+    /// The API Gateway URL, e.g. https://vms.example.com/api [env: XPROTECT_GATEWAY]
+    #[arg(long, env = "XPROTECT_GATEWAY", value_name = "URL", hide_env = true)]
+    pub gateway: Url,
+
+    /// Where to serve the viewer. Anything but loopback lets others use this proxy to the
+    /// gateway.
+    #[arg(long, value_name = "ADDR", default_value_t = xprotect_viewer::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// Also trust the CA certificate(s) in this PEM file.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// Do not verify the gateway's TLS certificate (self-signed servers). Prefer --ca-cert.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// `frames`.

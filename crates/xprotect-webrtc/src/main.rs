@@ -36,10 +36,10 @@ fn init_logging(verbose: u8) {
     let default = match verbose {
         // The WebRTC stacks warn about transient ICE states that are normal during setup.
         0 => {
-            "error,xprotect_client=warn,xprotect_proto=warn,xprotect_emulator=warn,xprotect_webrtc=warn"
+            "error,xprotect_client=warn,xprotect_proto=warn,xprotect_emulator=warn,xprotect_webrtc=warn,xprotect_viewer=warn"
         }
         1 => {
-            "info,xprotect_client=debug,xprotect_proto=debug,xprotect_emulator=debug,xprotect_webrtc=debug"
+            "info,xprotect_client=debug,xprotect_proto=debug,xprotect_emulator=debug,xprotect_webrtc=debug,xprotect_viewer=debug"
         }
         _ => "debug,xprotect_client=trace,xprotect_proto=trace,xprotect_emulator=trace",
     };

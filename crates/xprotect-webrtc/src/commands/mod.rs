@@ -12,6 +12,7 @@ mod frames;
 mod login;
 mod ptz;
 mod record;
+mod view;
 
 use crate::cli::Command;
 
@@ -26,6 +27,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Cameras(args) => cameras::run(args).await,
         Command::Ptz(args) => ptz::run(args).await,
         Command::Aux(args) => aux::run(args).await,
+        Command::View(args) => view::run(args).await,
         Command::Frames(args) => frames::run(args),
         Command::Bench(args) => bench::run(args).await,
         Command::BenchWorker(args) => crate::bench::worker::run(args).await,

@@ -1,0 +1,659 @@
+//! The viewer page in Debian's Chromium against the emulator with its CORS switched off, which is
+//! the point of the same-origin proxy: the page reaches the gateway only through `/gateway/…`.
+//!
+//! Each case starts the emulator and the viewer in this process, runs `browser/viewer-page.mjs`
+//! (Playwright driving `/usr/bin/chromium`) and checks its JSON verdict against the emulator's
+//! journal. Screenshots are kept in `target/test-artifacts/viewer/` (the path is printed).
+//!
+//! Needs `node`, `npm ci --prefix browser` and `apt-get install chromium`; the tests fail (never
+//! skip) without them.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::sync::broadcast;
+use xprotect_emulator::{
+    DEFAULT_PASSWORD, DEFAULT_USER, Emulator, EmulatorConfig, JournalEntry, JournalEvent,
+    RunningEmulator, Transport,
+};
+use xprotect_viewer::{RunningViewer, ViewerConfig};
+
+/// What the driver may spend on one page run.
+const DRIVER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The driver's watchdog adds 15 s; this covers that and node's start-up.
+const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long to wait for a journal entry that follows what the page did.
+const JOURNAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The shown time may be one frame (40 ms at 25 fps) ahead of the picture grabbed with it, when
+/// a frame arrives between the page's frame callback and the grab; a second frame is margin.
+const FRAME_TIME_TOLERANCE_MS: i64 = 80;
+/// 2025-01-15T12:05:10Z, where the emulator's recordings resume after the first gap.
+const AFTER_FIRST_GAP_MS: i64 = 1_736_942_710_000;
+/// 2025-01-15T12:10:00Z, where that recording ends.
+const END_OF_SECOND_RECORDING_MS: i64 = 1_736_943_000_000;
+/// A live frame's time is the page's clock at start plus RTP milliseconds; it must be near now.
+const LIVE_FRAME_TIME_TOLERANCE_MS: i64 = 5_000;
+
+/// The driver's verdict.
+#[derive(Debug, Deserialize)]
+struct PageRun {
+    ok: bool,
+    error: Option<String>,
+    driver_error: Option<String>,
+    cameras: Option<Vec<String>>,
+    video_width: Option<u32>,
+    video_height: Option<u32>,
+    frame_time: Option<String>,
+    frame_time_ms: Option<i64>,
+    page_now_ms: Option<i64>,
+    commands_state: Option<String>,
+    password_field_after: Option<String>,
+    screenshot: Option<String>,
+    gateway_requests: Vec<String>,
+    outside_requests: Vec<String>,
+    console_errors: Vec<String>,
+    grabs: Option<Vec<Grab>>,
+    streams: Option<Vec<String>>,
+    snapshot: Option<Snapshot>,
+    diagnostics: Option<Diagnostics>,
+    audio_tracks: Option<u32>,
+    grid: Option<Vec<Tile>>,
+    microphones: Option<Vec<String>>,
+}
+
+/// One grid tile as the page showed it.
+#[derive(Debug, Deserialize)]
+struct Tile {
+    name: String,
+    width: u32,
+    frame_time_ms: i64,
+}
+
+/// The snapshot link the page made.
+#[derive(Debug, Deserialize)]
+struct Snapshot {
+    width: u32,
+    height: u32,
+    bytes: u64,
+    download: String,
+}
+
+/// What the diagnostics panel showed.
+#[derive(Debug, Deserialize)]
+struct Diagnostics {
+    ice: String,
+    pair: String,
+    video: String,
+    events: Vec<String>,
+}
+
+/// A frame drawn off the page's `<video>` with the frame time the page showed for it.
+#[derive(Debug, Deserialize)]
+struct Grab {
+    shown_ms: i64,
+    width: usize,
+    height: usize,
+    rgba_base64: String,
+}
+
+struct Setup {
+    emulator: RunningEmulator,
+    viewer: RunningViewer,
+    journal: broadcast::Receiver<JournalEntry>,
+}
+
+impl Setup {
+    async fn start() -> Self {
+        Self::start_with(EmulatorConfig {
+            cors: false,
+            ..EmulatorConfig::ephemeral()
+        })
+        .await
+    }
+
+    async fn start_with(config: EmulatorConfig) -> Self {
+        let emulator = Emulator::start(config).await.expect("the emulator starts");
+        let journal = emulator.journal();
+        let mut viewer_config = ViewerConfig::new(
+            emulator
+                .gateway_url()
+                .parse()
+                .expect("the emulator's URL parses"),
+        );
+        viewer_config.listen = "127.0.0.1:0".parse().expect("a literal address");
+        let viewer = xprotect_viewer::start(viewer_config)
+            .await
+            .expect("the viewer starts");
+        Self {
+            emulator,
+            viewer,
+            journal,
+        }
+    }
+
+    async fn wait_for<T>(&mut self, what: &str, pick: impl Fn(&JournalEvent) -> Option<T>) -> T {
+        let deadline = tokio::time::Instant::now() + JOURNAL_TIMEOUT;
+        let mut seen = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, self.journal.recv()).await {
+                Ok(Ok(entry)) => {
+                    if let Some(found) = pick(&entry.event) {
+                        return found;
+                    }
+                    seen.push(entry.event);
+                }
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+                Ok(Err(broadcast::error::RecvError::Closed)) => {
+                    panic!("journal closed while waiting for {what}")
+                }
+                Err(_) => panic!("no {what} in the journal within {JOURNAL_TIMEOUT:?}: {seen:#?}"),
+            }
+        }
+    }
+
+    async fn stop(self) {
+        self.viewer.shutdown().await;
+        self.emulator.shutdown().await;
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn artifacts_dir() -> PathBuf {
+    // CARGO_TARGET_TMPDIR is `<target>/tmp`; the screenshots belong beside it.
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")))
+        .join("test-artifacts/viewer")
+}
+
+fn chromium() -> PathBuf {
+    std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+async fn run_page(viewer: &RunningViewer, case: &str, extra: &[&str]) -> PageRun {
+    let browser = repo_root().join("browser");
+    assert!(
+        browser.join("node_modules/playwright-core").is_dir(),
+        "run `npm ci --prefix browser` first"
+    );
+    assert!(
+        chromium().exists(),
+        "install chromium (apt-get install chromium)"
+    );
+    let screenshot = artifacts_dir().join(format!("{case}.png"));
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(browser.join("viewer-page.mjs"))
+        .args(["--url", &viewer.url()])
+        .arg("--chromium")
+        .arg(chromium())
+        .arg("--screenshot")
+        .arg(&screenshot)
+        .args(["--timeout", &DRIVER_TIMEOUT.as_millis().to_string()])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = command.spawn().expect("`node` runs");
+    let output = tokio::time::timeout(PROCESS_TIMEOUT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("the driver did not finish within {PROCESS_TIMEOUT:?}"))
+        .expect("the driver's output is readable");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|line| line.trim_start().starts_with('{'))
+        .unwrap_or_else(|| panic!("the driver printed no JSON:\n{stdout}\n{stderr}"));
+    eprintln!("{case}: {line}");
+    let run: PageRun = serde_json::from_str(line).expect("the driver's JSON parses");
+    if let Some(path) = &run.screenshot {
+        println!("screenshot of {case}: {path}");
+    }
+    assert!(
+        run.outside_requests.is_empty(),
+        "the page left its origin: {:?}",
+        run.outside_requests
+    );
+    run
+}
+
+/// `size`: the picture of the stream played (the emulator's "Video stream 2" is 1280x720).
+fn assert_playing_live(run: &PageRun, size: (u32, u32)) {
+    assert!(
+        run.ok,
+        "page did not play: {:?} {:?}",
+        run.error, run.driver_error
+    );
+    assert_eq!(
+        run.cameras.as_deref(),
+        Some(&["Front Door".to_owned(), "Parking Lot".to_owned()][..]),
+        "camera names from the Config API"
+    );
+    assert!(
+        run.console_errors.is_empty(),
+        "errors in the page's console: {:?}",
+        run.console_errors
+    );
+    assert_eq!(
+        (run.video_width, run.video_height),
+        (Some(size.0), Some(size.1))
+    );
+    assert_eq!(
+        run.streams.as_deref(),
+        Some(
+            &[
+                "camera default".to_owned(),
+                "Video stream 1 (live default)".to_owned(),
+                "Video stream 2".to_owned()
+            ][..]
+        ),
+        "stream names from the Config API"
+    );
+    // The camera's related microphone comes with the video (audio is on by default).
+    assert_eq!(run.audio_tracks, Some(1));
+    let diagnostics = run.diagnostics.as_ref().expect("the diagnostics panel");
+    assert_eq!(diagnostics.ice, "connected");
+    assert!(diagnostics.pair.contains("127.0.0.1"), "{diagnostics:?}");
+    assert!(
+        diagnostics
+            .video
+            .contains(&format!("{}x{}", size.0, size.1)),
+        "{diagnostics:?}"
+    );
+    assert!(
+        diagnostics
+            .events
+            .iter()
+            .any(|e| e.ends_with("video playing")),
+        "{diagnostics:?}"
+    );
+    let (Some(shown), Some(now)) = (run.frame_time_ms, run.page_now_ms) else {
+        panic!("no frame time shown: {run:?}");
+    };
+    assert!(
+        (now - shown).abs() < LIVE_FRAME_TIME_TOLERANCE_MS,
+        "live frame time {:?} is {} ms from the page's clock",
+        run.frame_time,
+        now - shown
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_over_websocket_with_cors_off_plays_and_ptz_and_aux_reach_the_camera() {
+    let mut setup = Setup::start().await;
+    let run = run_page(
+        &setup.viewer,
+        "live-ws-ptz",
+        &[
+            "--user",
+            DEFAULT_USER,
+            "--password",
+            DEFAULT_PASSWORD,
+            "--signaling",
+            "ws",
+            "--ptz",
+            "left",
+            "--aux",
+            "2",
+            "--snapshot",
+        ],
+    )
+    .await;
+    assert_playing_live(&run, (640, 360));
+    assert!(
+        run.gateway_requests
+            .iter()
+            .any(|r| r == "WEBSOCKET /gateway/ws/webrtc/v1"),
+        "{:?}",
+        run.gateway_requests
+    );
+    setup
+        .wait_for("a WebSocket session", |event| match event {
+            JournalEvent::SessionCreated { transport, .. } => {
+                assert_eq!(*transport, Transport::Ws);
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+    let direction = setup
+        .wait_for("ptzMove", |event| match event {
+            JournalEvent::PtzMoved { direction, .. } => Some(direction.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(direction, "left");
+    let aux = setup
+        .wait_for("setAux", |event| match event {
+            JournalEvent::AuxSet { aux, on, .. } => Some((*aux, *on)),
+            _ => None,
+        })
+        .await;
+    assert_eq!(aux, (2, true));
+    let snapshot = run.snapshot.as_ref().expect("a snapshot was taken");
+    assert_eq!((snapshot.width, snapshot.height), (640, 360));
+    assert!(snapshot.bytes > 1000, "{snapshot:?}");
+    assert!(
+        snapshot.download.starts_with("snapshot-") && snapshot.download.ends_with(".png"),
+        "{snapshot:?}"
+    );
+    assert!(
+        run.commands_state
+            .as_deref()
+            .is_some_and(|s| s.contains("setAux")),
+        "{:?}",
+        run.commands_state
+    );
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_over_rest_with_cors_off_plays_the_chosen_stream_with_a_frame_time() {
+    let mut setup = Setup::start().await;
+    let run = run_page(
+        &setup.viewer,
+        "live-rest",
+        &[
+            "--user",
+            DEFAULT_USER,
+            "--password",
+            DEFAULT_PASSWORD,
+            "--signaling",
+            "rest",
+            "--stream",
+            "Video stream 2",
+        ],
+    )
+    .await;
+    assert_playing_live(&run, (1280, 720));
+    let stream = setup
+        .wait_for("a REST session", |event| match event {
+            JournalEvent::SessionCreated {
+                transport, stream, ..
+            } => {
+                assert_eq!(*transport, Transport::Rest);
+                Some(stream.clone())
+            }
+            _ => None,
+        })
+        .await;
+    assert!(stream.is_some(), "the chosen stream reached the gateway");
+    for call in [
+        "POST /gateway/IDP/connect/token",
+        "GET /gateway/rest/v1/cameras",
+        "POST /gateway/REST/v1/WebRTC/Session",
+    ] {
+        assert!(
+            run.gateway_requests.iter().any(|r| r == call),
+            "{call} missing from {:?}",
+            run.gateway_requests
+        );
+    }
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_shown_as_the_idp_said_it() {
+    let mut setup = Setup::start().await;
+    let run = run_page(
+        &setup.viewer,
+        "wrong-password",
+        &[
+            "--user",
+            DEFAULT_USER,
+            "--password",
+            "not-the-password",
+            "--expect-login-error",
+        ],
+    )
+    .await;
+    assert!(run.ok, "{run:?}");
+    let error = run.error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("Login refused: HTTP 400")
+            && error.contains("invalid_grant")
+            && error.contains("invalid_username_or_password"),
+        "{error}"
+    );
+    assert_eq!(run.password_field_after.as_deref(), Some(""));
+    setup
+        .wait_for("the refused token", |event| {
+            matches!(event, JournalEvent::TokenRefused { .. }).then_some(())
+        })
+        .await;
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playback_across_a_gap_at_speed_2_shows_the_time_drawn_in_the_frame() {
+    let mut setup = Setup::start().await;
+    let run = run_page(
+        &setup.viewer,
+        "playback-gap-speed2",
+        &[
+            "--user",
+            DEFAULT_USER,
+            "--password",
+            DEFAULT_PASSWORD,
+            "--signaling",
+            "rest",
+            "--playback-time",
+            "2025-01-15T12:04:56Z",
+            "--speed",
+            "2",
+            "--skip-gaps",
+            "--no-audio",
+            "--wait-frame-time-at-least",
+            "2025-01-15T12:05:10Z",
+            "--grabs",
+            "3",
+        ],
+    )
+    .await;
+    assert!(
+        run.ok,
+        "page did not play: {:?} {:?}",
+        run.error, run.driver_error
+    );
+    let mode = setup
+        .wait_for("the playback session", |event| match event {
+            JournalEvent::SessionCreated { mode, .. } => Some(*mode),
+            _ => None,
+        })
+        .await;
+    assert_eq!(mode, "playback");
+    let grabs = run.grabs.as_deref().unwrap_or_default();
+    assert_eq!(grabs.len(), 3);
+    let mut diffs = Vec::new();
+    for grab in grabs {
+        let rgba = decode_base64(&grab.rgba_base64);
+        let drawn =
+            xprotect_emulator::camera::decode_timecode_from_rgba(&rgba, grab.width, grab.height)
+                .unwrap_or_else(|| panic!("no timecode strip readable in a grab of {grab:?}"));
+        assert!(
+            (AFTER_FIRST_GAP_MS..END_OF_SECOND_RECORDING_MS).contains(&drawn),
+            "the frame on screen ({drawn}) is not from the recording after the gap"
+        );
+        diffs.push(grab.shown_ms - drawn);
+    }
+    eprintln!("playback: shown − drawn per grab (ms): {diffs:?}");
+    assert!(
+        diffs.iter().all(|d| d.abs() <= FRAME_TIME_TOLERANCE_MS),
+        "the page's frame time is not the time drawn in the frame: {diffs:?}"
+    );
+    setup.stop().await;
+}
+
+/// Standard base64 (the driver's `btoa`), for the grabbed pixels.
+fn decode_base64(text: &str) -> Vec<u8> {
+    fn value(c: u8) -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            other => panic!("not base64: {other:#x}"),
+        }
+    }
+    let bytes = text.trim_end_matches('=').as_bytes();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4 + 3);
+    for chunk in bytes.chunks(4) {
+        let mut acc = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            acc |= value(c) << (18 - 6 * i);
+        }
+        let [_, b0, b1, b2] = acc.to_be_bytes();
+        out.extend_from_slice(&[b0, b1, b2][..chunk.len().saturating_sub(1)]);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_is_refreshed_before_expiry_and_pushed_to_the_rest_session() {
+    // The page refreshes 60 s before expiry, at the earliest after 5 s: a 62 s token is
+    // refreshed 5 s after login.
+    let mut setup = Setup::start_with(EmulatorConfig {
+        cors: false,
+        token_lifetime: Duration::from_secs(62),
+        ..EmulatorConfig::ephemeral()
+    })
+    .await;
+    let run = run_page(
+        &setup.viewer,
+        "token-refresh",
+        &[
+            "--user",
+            DEFAULT_USER,
+            "--password",
+            DEFAULT_PASSWORD,
+            "--signaling",
+            "rest",
+            "--wait-token-refresh",
+        ],
+    )
+    .await;
+    assert_playing_live(&run, (640, 360));
+    let grant = setup
+        .wait_for("a refresh grant", |event| match event {
+            JournalEvent::TokenIssued { grant, .. } if grant == "refresh_token" => {
+                Some(grant.clone())
+            }
+            _ => None,
+        })
+        .await;
+    assert_eq!(grant, "refresh_token");
+    setup
+        .wait_for("the session's token update", |event| {
+            matches!(event, JournalEvent::SessionTokenUpdated { .. }).then_some(())
+        })
+        .await;
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grid_plays_both_cameras_at_once_each_with_its_frame_time() {
+    let mut setup = Setup::start().await;
+    let run = run_page(
+        &setup.viewer,
+        "grid",
+        &[
+            "--user",
+            DEFAULT_USER,
+            "--password",
+            DEFAULT_PASSWORD,
+            "--signaling",
+            "ws",
+            "--grid",
+            "Front Door,Parking Lot",
+        ],
+    )
+    .await;
+    assert!(run.ok, "{:?} {:?}", run.error, run.driver_error);
+    let grid = run.grid.as_deref().unwrap_or_default();
+    let names: Vec<&str> = grid.iter().map(|tile| tile.name.as_str()).collect();
+    assert_eq!(names, ["Front Door", "Parking Lot"]);
+    let now = run.page_now_ms.expect("the page's clock");
+    for tile in grid {
+        assert_eq!(tile.width, 640, "{tile:?}");
+        assert!(
+            (now - tile.frame_time_ms).abs() < LIVE_FRAME_TIME_TOLERANCE_MS,
+            "{tile:?} is {} ms from the page's clock",
+            now - tile.frame_time_ms
+        );
+    }
+    let mut devices = Vec::new();
+    for _ in 0..2 {
+        devices.push(
+            setup
+                .wait_for("a grid session", |event| match event {
+                    JournalEvent::SessionCreated { device, .. } => Some(device.clone()),
+                    _ => None,
+                })
+                .await,
+        );
+    }
+    devices.sort();
+    devices.dedup();
+    assert_eq!(devices.len(), 2, "one session per camera: {devices:?}");
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_microphone_plays_alone_with_its_audio_time() {
+    let mut setup = Setup::start().await;
+    let run = run_page(
+        &setup.viewer,
+        "microphone",
+        &[
+            "--user",
+            DEFAULT_USER,
+            "--password",
+            DEFAULT_PASSWORD,
+            "--signaling",
+            "rest",
+            "--camera",
+            "Front Door Microphone",
+        ],
+    )
+    .await;
+    assert!(run.ok, "{:?} {:?}", run.error, run.driver_error);
+    assert_eq!(
+        run.microphones.as_deref(),
+        Some(&["Front Door Microphone".to_owned()][..])
+    );
+    assert_eq!(run.audio_tracks, Some(1));
+    assert_eq!(run.video_width, Some(0), "audio only");
+    // Live audio: the page's clock at start plus RTP samples / 8.
+    let (Some(shown), Some(now)) = (run.frame_time_ms, run.page_now_ms) else {
+        panic!("no audio time shown: {run:?}");
+    };
+    assert!(
+        (now - shown).abs() < LIVE_FRAME_TIME_TOLERANCE_MS,
+        "audio time {:?} is {} ms from the page's clock",
+        run.frame_time,
+        now - shown
+    );
+    let device = setup
+        .wait_for("the microphone session", |event| match event {
+            JournalEvent::SessionCreated { device, .. } => Some(device.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        device.to_lowercase(),
+        xprotect_emulator::devices::FRONT_DOOR_MICROPHONE
+            .to_string()
+            .to_lowercase()
+    );
+    setup.stop().await;
+}
