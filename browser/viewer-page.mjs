@@ -10,7 +10,8 @@
 //
 // --grabs N: N times, 150 ms apart, draws the shown <video> frame to a canvas in the same
 // animation frame as it reads the page's frame time, and reports both (pixels as base64 RGBA)
-// so the caller can compare the page's time with the time drawn into the picture.
+// so the caller can compare the page's time with the time drawn into the picture. Works for live
+// as for playback (the emulator draws the capture time into live frames too).
 
 import { parseArgs } from 'node:util';
 import { mkdir } from 'node:fs/promises';
@@ -205,6 +206,7 @@ try {
         ice: document.querySelector('#diag-ice').textContent,
         pair: document.querySelector('#diag-pair').textContent,
         video: document.querySelector('#diag-video').textContent,
+        clock: document.querySelector('#diag-clock').textContent,
         events: [...document.querySelectorAll('#diag-events li')].map((item) => item.textContent),
       }));
       result.audio_tracks = await page.evaluate(() => document.querySelector('#video').srcObject?.getAudioTracks().length ?? 0);

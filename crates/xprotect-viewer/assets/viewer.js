@@ -203,6 +203,11 @@ async function loadStreams() {
 /**
  * Start reference + RTP time, with the 32-bit RTP timestamp unwrapped: milliseconds for video,
  * 8 kHz PCMU samples for audio (`unitsPerMs` 1 or 8).
+ *
+ * Playback knows its start reference up front (the requested time). Live does not: RTP 0 is the
+ * gateway's first frame of the session, so the reference is the wall-clock arrival of the first
+ * frame minus its RTP time, fixed once by `anchor` (as our Rust client does, PROTOCOL.md §4.2).
+ * The page's clock when Start was pressed would trail the drawn time by the whole set-up time.
  */
 class FrameClock {
   constructor(startRef, unitsPerMs = 1) {
@@ -210,6 +215,18 @@ class FrameClock {
     this.unitsPerMs = unitsPerMs;
     this.last = null;
     this.wraps = 0;
+    // What the start reference came from, for the diagnostics panel.
+    this.source = startRef === null ? null : 'the requested playback time';
+  }
+
+  get anchored() {
+    return this.startRef !== null;
+  }
+
+  /** Live: `wallMs` is when the packet with `rtpTimestamp` arrived (ms since the Unix epoch). */
+  anchor(wallMs, rtpTimestamp, source) {
+    this.startRef = wallMs - rtpTimestamp / this.unitsPerMs;
+    this.source = source;
   }
 
   timeOf(rtpTimestamp) {
@@ -221,22 +238,57 @@ class FrameClock {
   }
 }
 
+// A performance.now()-based time is far below this; a Unix-epoch time in ms is far above it.
+const EPOCH_MS_FLOOR = 1e12;
+
+/** A DOMHighResTimeStamp as Unix-epoch ms, whether it is relative to timeOrigin or to the epoch. */
+function wallOf(highResTime) {
+  return highResTime > EPOCH_MS_FLOOR ? highResTime : performance.timeOrigin + highResTime;
+}
+
+/**
+ * Live video: when the frame shown first arrived, from its frame-callback metadata. `receiveTime`
+ * is when its last packet came off the network; `presentationTime` (when it went to the
+ * compositor, after decoding) and the page's clock in the callback are later, so only fallbacks.
+ */
+function arrivalOfFrame(metadata) {
+  if (Number.isFinite(metadata.receiveTime) && metadata.receiveTime > 0) {
+    return { wall: wallOf(metadata.receiveTime), source: 'first frame receiveTime − RTP' };
+  }
+  if (Number.isFinite(metadata.presentationTime) && metadata.presentationTime > 0) {
+    return { wall: wallOf(metadata.presentationTime), source: 'first frame presentationTime − RTP' };
+  }
+  return { wall: Date.now(), source: 'page clock at the first frame callback − RTP' };
+}
+
 /** Audio only: the newest packet's RTP time, ten times a second (there are no video frames). */
-function watchAudio(label, receiver, clock, isCurrent) {
+function watchAudio(label, receiver, clock, isCurrent, onAnchor) {
   const timer = setInterval(() => {
     if (!isCurrent()) {
       clearInterval(timer);
       return;
     }
-    const rtp = receiver.getSynchronizationSources()[0]?.rtpTimestamp;
-    if (rtp === undefined) return;
-    const time = clock.timeOf(rtp);
+    const source = receiver.getSynchronizationSources()[0];
+    if (source?.rtpTimestamp === undefined) return;
+    if (!clock.anchored) {
+      // `timestamp`: when the newest packet's audio was delivered to the track (webrtc-pc
+      // §5.4.5). Read at the first poll, that packet is among the first, and its own RTP time
+      // is subtracted, so the reference does not depend on which packet it is.
+      const known = Number.isFinite(source.timestamp) && source.timestamp > 0;
+      clock.anchor(
+        known ? wallOf(source.timestamp) : Date.now(),
+        source.rtpTimestamp,
+        known ? 'first audio packet timestamp − RTP/8' : 'page clock at the first audio poll − RTP/8',
+      );
+      onAnchor(clock.source);
+    }
+    const time = clock.timeOf(source.rtpTimestamp);
     label.textContent = `${time.toISOString()} (audio)`;
     label.dataset.ms = String(time.getTime());
   }, 100);
 }
 
-function watchFrames(video, label, receiver, clock, isCurrent) {
+function watchFrames(video, label, receiver, clock, isCurrent, onAnchor) {
   const onFrame = (_now, metadata) => {
     if (!isCurrent()) return;
     // rVFC metadata carries the RTP timestamp of the frame being shown; the receiver's
@@ -244,6 +296,11 @@ function watchFrames(video, label, receiver, clock, isCurrent) {
     let rtp = metadata.rtpTimestamp;
     if (rtp === undefined) rtp = receiver.getSynchronizationSources()[0]?.rtpTimestamp;
     if (rtp !== undefined) {
+      if (!clock.anchored) {
+        const arrival = arrivalOfFrame(metadata);
+        clock.anchor(arrival.wall, rtp, arrival.source);
+        onAnchor(clock.source);
+      }
       const time = clock.timeOf(rtp);
       label.textContent = time.toISOString();
       label.dataset.ms = String(time.getTime());
@@ -260,7 +317,8 @@ let session = null;
 function readOptions() {
   const playback = document.querySelector('input[name=mode]:checked').value === 'playback';
   const time = $('playback-time').value.trim();
-  const startRef = playback ? Date.parse(time) : Date.now();
+  // Live anchors at the first frame instead (FrameClock.anchor).
+  const startRef = playback ? Date.parse(time) : null;
   if (playback && Number.isNaN(startRef)) {
     throw new Error('Playback needs a time, e.g. 2025-01-15T12:04:50Z');
   }
@@ -310,6 +368,13 @@ class Session {
     };
     this.stats = view.main ? setInterval(() => this.updateStats(), STATS_INTERVAL_MS) : null;
     this.lastVideo = null;
+    if (view.main) $('diag-clock').textContent = this.clock.source ?? 'live: waiting for the first frame';
+  }
+
+  /** The live start reference is fixed: say from what (diagnostics panel and event list). */
+  onClockAnchored(source) {
+    if (this.view.main) $('diag-clock').textContent = `live: ${source}`;
+    this.log(`frame time anchored: ${source}, start reference ${new Date(this.clock.startRef).toISOString()}`);
   }
 
   status(text) {
@@ -355,14 +420,14 @@ class Session {
   onTrack(event) {
     if (this.options.microphone && event.track.kind === 'audio') {
       this.view.video.srcObject = event.streams[0] || new MediaStream([event.track]);
-      watchAudio(this.view.frameTime, event.receiver, this.clock, () => !this.closed);
+      watchAudio(this.view.frameTime, event.receiver, this.clock, () => !this.closed, (source) => this.onClockAnchored(source));
       return;
     }
     if (event.track.kind !== 'video') return;
     const video = this.view.video;
     // The gateway puts audio and video in one stream; the video element plays both.
     video.srcObject = event.streams[0] || new MediaStream([event.track]);
-    watchFrames(video, this.view.frameTime, event.receiver, this.clock, () => !this.closed);
+    watchFrames(video, this.view.frameTime, event.receiver, this.clock, () => !this.closed, (source) => this.onClockAnchored(source));
   }
 
   /** Answers the gateway's offer; returns the answer as the wire wants it (a JSON string). */
@@ -708,6 +773,7 @@ function stop() {
   $('stop').disabled = true;
   $('snapshot').disabled = true;
   $('diag-ice').textContent = '–';
+  $('diag-clock').textContent = '–';
   setStatus('idle');
 }
 
