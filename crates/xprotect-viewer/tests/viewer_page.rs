@@ -106,6 +106,14 @@ struct Grab {
     rgba_base64: String,
 }
 
+/// What the journal said of a session the gateway created.
+struct Session {
+    device: String,
+    transport: Transport,
+    stream: Option<String>,
+    mode: &'static str,
+}
+
 struct Setup {
     emulator: RunningEmulator,
     viewer: RunningViewer,
@@ -161,6 +169,26 @@ impl Setup {
         }
     }
 
+    /// The next session the gateway created, as the journal recorded it.
+    async fn wait_for_session(&mut self, what: &str) -> Session {
+        self.wait_for(what, |event| match event {
+            JournalEvent::SessionCreated {
+                device,
+                transport,
+                stream,
+                mode,
+                ..
+            } => Some(Session {
+                device: device.clone(),
+                transport: *transport,
+                stream: stream.clone(),
+                mode,
+            }),
+            _ => None,
+        })
+        .await
+    }
+
     async fn stop(self) {
         self.viewer.shutdown().await;
         self.emulator.shutdown().await;
@@ -183,6 +211,48 @@ fn chromium() -> PathBuf {
     std::env::var_os("CHROMIUM")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+/// The driver's arguments for a run logged in as the emulator's default user, signaling over
+/// `signaling` (`ws` or `rest`), followed by the case's own `extra`.
+fn logged_in<'a>(signaling: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--user",
+        DEFAULT_USER,
+        "--password",
+        DEFAULT_PASSWORD,
+        "--signaling",
+        signaling,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Fails with the page's and the driver's errors unless the driver reports the run as played.
+fn assert_played(run: &PageRun) {
+    assert!(
+        run.ok,
+        "page did not play: {:?} {:?}",
+        run.error, run.driver_error
+    );
+}
+
+/// Fails unless a live time `shown` (epoch ms) is near the page's clock `now` when it was read.
+fn assert_near_page_clock(what: impl std::fmt::Debug, shown: i64, now: i64) {
+    assert!(
+        (now - shown).abs() < LIVE_FRAME_TIME_TOLERANCE_MS,
+        "{what:?} is {} ms from the page's clock",
+        now - shown
+    );
+}
+
+/// Fails unless the page showed a live frame (or audio) time near its own clock; `what` names
+/// that time in the failure.
+fn assert_shown_time_is_live(run: &PageRun, what: &str) {
+    let (Some(shown), Some(now)) = (run.frame_time_ms, run.page_now_ms) else {
+        panic!("no {what} shown: {run:?}");
+    };
+    assert_near_page_clock(format_args!("{what} {:?}", run.frame_time), shown, now);
 }
 
 async fn run_page(viewer: &RunningViewer, case: &str, extra: &[&str]) -> PageRun {
@@ -237,11 +307,7 @@ async fn run_page(viewer: &RunningViewer, case: &str, extra: &[&str]) -> PageRun
 
 /// `size`: the picture of the stream played (the emulator's "Video stream 2" is 1280x720).
 fn assert_playing_live(run: &PageRun, size: (u32, u32)) {
-    assert!(
-        run.ok,
-        "page did not play: {:?} {:?}",
-        run.error, run.driver_error
-    );
+    assert_played(run);
     assert_eq!(
         run.cameras.as_deref(),
         Some(&["Front Door".to_owned(), "Parking Lot".to_owned()][..]),
@@ -285,15 +351,7 @@ fn assert_playing_live(run: &PageRun, size: (u32, u32)) {
             .any(|e| e.ends_with("video playing")),
         "{diagnostics:?}"
     );
-    let (Some(shown), Some(now)) = (run.frame_time_ms, run.page_now_ms) else {
-        panic!("no frame time shown: {run:?}");
-    };
-    assert!(
-        (now - shown).abs() < LIVE_FRAME_TIME_TOLERANCE_MS,
-        "live frame time {:?} is {} ms from the page's clock",
-        run.frame_time,
-        now - shown
-    );
+    assert_shown_time_is_live(run, "live frame time");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,21 +360,10 @@ async fn live_over_websocket_with_cors_off_plays_and_ptz_and_aux_reach_the_camer
     let run = run_page(
         &setup.viewer,
         "live-ws-ptz",
-        &[
-            "--user",
-            DEFAULT_USER,
-            "--password",
-            DEFAULT_PASSWORD,
-            "--signaling",
+        &logged_in(
             "ws",
-            "--ptz",
-            "left",
-            "--aux",
-            "2",
-            "--snapshot",
-            "--grabs",
-            "5",
-        ],
+            &["--ptz", "left", "--aux", "2", "--snapshot", "--grabs", "5"],
+        ),
     )
     .await;
     assert_playing_live(&run, (640, 360));
@@ -339,15 +386,8 @@ async fn live_over_websocket_with_cors_off_plays_and_ptz_and_aux_reach_the_camer
         "{:?}",
         run.gateway_requests
     );
-    setup
-        .wait_for("a WebSocket session", |event| match event {
-            JournalEvent::SessionCreated { transport, .. } => {
-                assert_eq!(*transport, Transport::Ws);
-                Some(())
-            }
-            _ => None,
-        })
-        .await;
+    let session = setup.wait_for_session("a WebSocket session").await;
+    assert_eq!(session.transport, Transport::Ws);
     let direction = setup
         .wait_for("ptzMove", |event| match event {
             JournalEvent::PtzMoved { direction, .. } => Some(direction.clone()),
@@ -385,31 +425,16 @@ async fn live_over_rest_with_cors_off_plays_the_chosen_stream_with_a_frame_time(
     let run = run_page(
         &setup.viewer,
         "live-rest",
-        &[
-            "--user",
-            DEFAULT_USER,
-            "--password",
-            DEFAULT_PASSWORD,
-            "--signaling",
-            "rest",
-            "--stream",
-            "Video stream 2",
-        ],
+        &logged_in("rest", &["--stream", "Video stream 2"]),
     )
     .await;
     assert_playing_live(&run, (1280, 720));
-    let stream = setup
-        .wait_for("a REST session", |event| match event {
-            JournalEvent::SessionCreated {
-                transport, stream, ..
-            } => {
-                assert_eq!(*transport, Transport::Rest);
-                Some(stream.clone())
-            }
-            _ => None,
-        })
-        .await;
-    assert!(stream.is_some(), "the chosen stream reached the gateway");
+    let session = setup.wait_for_session("a REST session").await;
+    assert_eq!(session.transport, Transport::Rest);
+    assert!(
+        session.stream.is_some(),
+        "the chosen stream reached the gateway"
+    );
     for call in [
         "POST /gateway/IDP/connect/token",
         "GET /gateway/rest/v1/cameras",
@@ -462,38 +487,26 @@ async fn playback_across_a_gap_at_speed_2_shows_the_time_drawn_in_the_frame() {
     let run = run_page(
         &setup.viewer,
         "playback-gap-speed2",
-        &[
-            "--user",
-            DEFAULT_USER,
-            "--password",
-            DEFAULT_PASSWORD,
-            "--signaling",
+        &logged_in(
             "rest",
-            "--playback-time",
-            "2025-01-15T12:04:56Z",
-            "--speed",
-            "2",
-            "--skip-gaps",
-            "--no-audio",
-            "--wait-frame-time-at-least",
-            "2025-01-15T12:05:10Z",
-            "--grabs",
-            "3",
-        ],
+            &[
+                "--playback-time",
+                "2025-01-15T12:04:56Z",
+                "--speed",
+                "2",
+                "--skip-gaps",
+                "--no-audio",
+                "--wait-frame-time-at-least",
+                "2025-01-15T12:05:10Z",
+                "--grabs",
+                "3",
+            ],
+        ),
     )
     .await;
-    assert!(
-        run.ok,
-        "page did not play: {:?} {:?}",
-        run.error, run.driver_error
-    );
-    let mode = setup
-        .wait_for("the playback session", |event| match event {
-            JournalEvent::SessionCreated { mode, .. } => Some(*mode),
-            _ => None,
-        })
-        .await;
-    assert_eq!(mode, "playback");
+    assert_played(&run);
+    let session = setup.wait_for_session("the playback session").await;
+    assert_eq!(session.mode, "playback");
     let grabs = run.grabs.as_deref().unwrap_or_default();
     for grab in grabs {
         let drawn = drawn_time(grab);
@@ -570,15 +583,7 @@ async fn the_token_is_refreshed_before_expiry_and_pushed_to_the_rest_session() {
     let run = run_page(
         &setup.viewer,
         "token-refresh",
-        &[
-            "--user",
-            DEFAULT_USER,
-            "--password",
-            DEFAULT_PASSWORD,
-            "--signaling",
-            "rest",
-            "--wait-token-refresh",
-        ],
+        &logged_in("rest", &["--wait-token-refresh"]),
     )
     .await;
     assert_playing_live(&run, (640, 360));
@@ -605,41 +610,21 @@ async fn a_grid_plays_both_cameras_at_once_each_with_its_frame_time() {
     let run = run_page(
         &setup.viewer,
         "grid",
-        &[
-            "--user",
-            DEFAULT_USER,
-            "--password",
-            DEFAULT_PASSWORD,
-            "--signaling",
-            "ws",
-            "--grid",
-            "Front Door,Parking Lot",
-        ],
+        &logged_in("ws", &["--grid", "Front Door,Parking Lot"]),
     )
     .await;
-    assert!(run.ok, "{:?} {:?}", run.error, run.driver_error);
+    assert_played(&run);
     let grid = run.grid.as_deref().unwrap_or_default();
     let names: Vec<&str> = grid.iter().map(|tile| tile.name.as_str()).collect();
     assert_eq!(names, ["Front Door", "Parking Lot"]);
     let now = run.page_now_ms.expect("the page's clock");
     for tile in grid {
         assert_eq!(tile.width, 640, "{tile:?}");
-        assert!(
-            (now - tile.frame_time_ms).abs() < LIVE_FRAME_TIME_TOLERANCE_MS,
-            "{tile:?} is {} ms from the page's clock",
-            now - tile.frame_time_ms
-        );
+        assert_near_page_clock(tile, tile.frame_time_ms, now);
     }
     let mut devices = Vec::new();
     for _ in 0..2 {
-        devices.push(
-            setup
-                .wait_for("a grid session", |event| match event {
-                    JournalEvent::SessionCreated { device, .. } => Some(device.clone()),
-                    _ => None,
-                })
-                .await,
-        );
+        devices.push(setup.wait_for_session("a grid session").await.device);
     }
     devices.sort();
     devices.dedup();
@@ -653,19 +638,10 @@ async fn a_microphone_plays_alone_with_its_audio_time() {
     let run = run_page(
         &setup.viewer,
         "microphone",
-        &[
-            "--user",
-            DEFAULT_USER,
-            "--password",
-            DEFAULT_PASSWORD,
-            "--signaling",
-            "rest",
-            "--camera",
-            "Front Door Microphone",
-        ],
+        &logged_in("rest", &["--camera", "Front Door Microphone"]),
     )
     .await;
-    assert!(run.ok, "{:?} {:?}", run.error, run.driver_error);
+    assert_played(&run);
     assert_eq!(
         run.microphones.as_deref(),
         Some(&["Front Door Microphone".to_owned()][..])
@@ -678,23 +654,10 @@ async fn a_microphone_plays_alone_with_its_audio_time() {
         "the audio clock is anchored at the first audio packet's arrival"
     );
     // Live audio: the first packet's arrival − its RTP/8, plus RTP samples / 8.
-    let (Some(shown), Some(now)) = (run.frame_time_ms, run.page_now_ms) else {
-        panic!("no audio time shown: {run:?}");
-    };
-    assert!(
-        (now - shown).abs() < LIVE_FRAME_TIME_TOLERANCE_MS,
-        "audio time {:?} is {} ms from the page's clock",
-        run.frame_time,
-        now - shown
-    );
-    let device = setup
-        .wait_for("the microphone session", |event| match event {
-            JournalEvent::SessionCreated { device, .. } => Some(device.clone()),
-            _ => None,
-        })
-        .await;
+    assert_shown_time_is_live(&run, "audio time");
+    let session = setup.wait_for_session("the microphone session").await;
     assert_eq!(
-        device.to_lowercase(),
+        session.device.to_lowercase(),
         xprotect_emulator::devices::FRONT_DOOR_MICROPHONE
             .to_string()
             .to_lowercase()
