@@ -8,6 +8,7 @@
 //! Needs `node`, `npm ci --prefix browser` and `apt-get install chromium`; the tests fail (never
 //! skip) without them.
 
+use base64::Engine as _;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -526,7 +527,9 @@ async fn playback_across_a_gap_at_speed_2_shows_the_time_drawn_in_the_frame() {
 
 /// The time the emulator drew into a grabbed frame's timecode strip.
 fn drawn_time(grab: &Grab) -> i64 {
-    let rgba = decode_base64(&grab.rgba_base64);
+    let rgba = base64::engine::general_purpose::STANDARD
+        .decode(&grab.rgba_base64)
+        .expect("the driver sends standard base64");
     xprotect_emulator::camera::decode_timecode_from_rgba(&rgba, grab.width, grab.height)
         .unwrap_or_else(|| {
             panic!(
@@ -543,31 +546,6 @@ fn shown_minus_drawn(grabs: &[Grab], expected: usize) -> Vec<i64> {
         .iter()
         .map(|grab| grab.shown_ms - drawn_time(grab))
         .collect()
-}
-
-/// Standard base64 (the driver's `btoa`), for the grabbed pixels.
-fn decode_base64(text: &str) -> Vec<u8> {
-    fn value(c: u8) -> u32 {
-        match c {
-            b'A'..=b'Z' => u32::from(c - b'A'),
-            b'a'..=b'z' => u32::from(c - b'a') + 26,
-            b'0'..=b'9' => u32::from(c - b'0') + 52,
-            b'+' => 62,
-            b'/' => 63,
-            other => panic!("not base64: {other:#x}"),
-        }
-    }
-    let bytes = text.trim_end_matches('=').as_bytes();
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4 + 3);
-    for chunk in bytes.chunks(4) {
-        let mut acc = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            acc |= value(c) << (18 - 6 * i);
-        }
-        let [_, b0, b1, b2] = acc.to_be_bytes();
-        out.extend_from_slice(&[b0, b1, b2][..chunk.len().saturating_sub(1)]);
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,6 +26,7 @@
 
 mod common;
 
+use base64::Engine as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -945,31 +946,6 @@ async fn rest_page_2025r2_is_refused_by_a_2025r1_gateway_naming_camera_id() {
 /// none behind. The second frame of margin is for slower CI machines.
 const FRAME_TIME_TOLERANCE_MS: i64 = 80;
 
-/// Standard base64 (what the page's `btoa` gives), without dependencies.
-fn decode_base64(text: &str) -> Vec<u8> {
-    fn value(c: u8) -> u32 {
-        match c {
-            b'A'..=b'Z' => u32::from(c - b'A'),
-            b'a'..=b'z' => u32::from(c - b'a') + 26,
-            b'0'..=b'9' => u32::from(c - b'0') + 52,
-            b'+' => 62,
-            b'/' => 63,
-            other => panic!("not base64: {other:#x}"),
-        }
-    }
-    let bytes = text.trim_end_matches('=').as_bytes();
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        let mut acc = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            acc |= value(c) << (18 - 6 * i);
-        }
-        let [_, b0, b1, b2] = acc.to_be_bytes();
-        out.extend_from_slice(&[b0, b1, b2][..chunk.len().saturating_sub(1)]);
-    }
-    out
-}
-
 /// Grabs frames off the 2025 R2 page and compares each grab's shown time with the drawn one.
 /// `playback`: from a recorded time (the page's reference is the requested time, so the shown
 /// time must equal the drawn time); live: the page's reference is `Date.now()` at Start, the
@@ -1008,7 +984,9 @@ async fn frame_time_case(playback: Option<&str>) {
     let mut diffs = Vec::new();
     let mut raw_offsets = Vec::new();
     for grab in grabs {
-        let rgba = decode_base64(&grab.rgba_base64);
+        let rgba = base64::engine::general_purpose::STANDARD
+            .decode(&grab.rgba_base64)
+            .expect("the driver sends standard base64");
         assert_eq!(rgba.len(), grab.width * grab.height * 4, "{grab:?}");
         let drawn =
             xprotect_emulator::camera::decode_timecode_from_rgba(&rgba, grab.width, grab.height)
