@@ -6,12 +6,14 @@
 //! - [`commands`]: PTZ and aux commands on a session's `commands` data channel.
 //! - [`media`]: the WebRTC peer (webrtc-rs), answering the gateway's offer receive-only.
 //! - [`record`]: MP4 / raw H.264 / frame-time writers; [`recorder`]: a session into them.
+//! - [`diagnostics`]: a session's statistics (`Session::stats`), the `--stats` JSON lines.
 //! - [`export`]: a recorded range into an MP4 as fast as the gateway sends every frame.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod commands;
 pub mod config_api;
+pub mod diagnostics;
 pub mod export;
 pub mod gateway;
 pub mod login;

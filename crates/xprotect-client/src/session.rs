@@ -9,6 +9,7 @@
 //! ```
 
 use crate::commands::{CommandSender, CommandsChannelState};
+use crate::diagnostics::{JitterEstimator, SessionStats, StatsError, StatsHandle};
 use crate::gateway::Gateway;
 use crate::login::{TokenSource, TokenState};
 use crate::media::{DtlsRole, Peer, PeerConfig, PeerError, PeerEvent, TrackKind};
@@ -154,6 +155,8 @@ pub(crate) enum SessionCommand {
     /// Answered by the peer driver once the `commands` channel's bytes are acknowledged.
     FlushCommands(tokio::sync::oneshot::Sender<Result<(), PeerError>>),
     RequestKeyframe,
+    /// Answered by the driver with its counters and the peer's statistics.
+    Stats(tokio::sync::oneshot::Sender<SessionStats>),
     Close,
 }
 
@@ -169,8 +172,10 @@ pub struct Session {
 /// Frames queued towards the consumer. At 25 fps this is 10 s of video: a slow disk must not
 /// stall the WebRTC stack, and a stuck consumer is told via a warning rather than by OOM.
 const EVENT_CHANNEL_CAPACITY: usize = 256;
-/// Commands are rare (user actions).
+/// Commands are rare (user actions, a stats request a second).
 const COMMAND_CHANNEL_CAPACITY: usize = 16;
+/// XProtect's video RTP clock counts milliseconds (PROTOCOL.md §4.2), whatever the SDP says.
+const VIDEO_RTP_UNITS_PER_SECOND: f64 = 1000.0;
 
 impl Drop for Session {
     fn drop(&mut self) {
@@ -221,6 +226,22 @@ impl Session {
             .await
             .map_err(|_| PeerError::Closed)?;
         rx.await.map_err(|_| PeerError::Closed)?
+    }
+
+    /// A snapshot of the session's statistics (frames, bytes, jitter, and the WebRTC stack's
+    /// view: losses, NACK/PLI counts, candidates and the selected pair).
+    ///
+    /// # Errors
+    ///
+    /// [`StatsError::Closed`] once the session ended.
+    pub async fn stats(&self) -> Result<SessionStats, StatsError> {
+        self.stats_handle().stats().await
+    }
+
+    /// A cloneable handle for [`Session::stats`], usable from another task while this one
+    /// consumes events.
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle::new(self.commands.clone())
     }
 
     /// Ask for a keyframe (PLI).
@@ -320,6 +341,10 @@ struct Driver {
     last_keyframe_request: Option<Instant>,
     last_media: Option<Instant>,
     delivered: bool,
+    /// What [`Session::stats`] reports besides the peer's view.
+    counters: SessionStats,
+    /// Video RTP jitter on XProtect's millisecond clock.
+    video_jitter: JitterEstimator,
 }
 
 impl Driver {
@@ -354,6 +379,8 @@ impl Driver {
             last_keyframe_request: None,
             last_media: None,
             delivered: false,
+            counters: SessionStats::default(),
+            video_jitter: JitterEstimator::new(VIDEO_RTP_UNITS_PER_SECOND),
             options,
         })
     }
@@ -431,6 +458,9 @@ impl Driver {
                         }
                     },
                     Some(SessionCommand::RequestKeyframe) => self.request_keyframe(true).await,
+                    Some(SessionCommand::Stats(reply)) => {
+                        let _ = reply.send(self.stats().await);
+                    }
                 },
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(media_deadline.0)) => {
                     return Err(media_deadline.1);
@@ -456,7 +486,10 @@ impl Driver {
 
     async fn on_signal_event(&mut self, event: SignalEvent) -> Result<(), SessionError> {
         match event {
-            SignalEvent::SessionCreated(id) => self.emit(SessionEvent::Created(id)).await,
+            SignalEvent::SessionCreated(id) => {
+                self.counters.session_id = Some(id.to_string());
+                self.emit(SessionEvent::Created(id)).await
+            }
             SignalEvent::Offer(sdp) => {
                 self.offer_has_video = sdp.lines().any(|l| l.starts_with("m=video"));
                 let (peer, answer, peer_events) =
@@ -512,8 +545,14 @@ impl Driver {
                 self.io
                     .signaling()
                     .set_media_connected(Instant::now(), true);
+                self.counters.connected = true;
                 self.emit(SessionEvent::Connected).await;
             }
+            PeerEvent::ConnectionState(
+                crate::media::ConnectionState::Disconnected
+                | crate::media::ConnectionState::Failed
+                | crate::media::ConnectionState::Closed,
+            ) => self.counters.connected = false,
             PeerEvent::CommandsChannelOpen => self.emit(SessionEvent::CommandsReady).await,
             PeerEvent::Rtp {
                 kind: TrackKind::Video,
@@ -531,6 +570,8 @@ impl Driver {
 
     async fn on_video_packet(&mut self, packet: RtpPacket) {
         self.last_media = Some(packet.arrival);
+        self.video_jitter
+            .on_packet(packet.arrival, packet.timestamp);
         self.depacketizer.push(packet);
         while let Some(access_unit) = self.depacketizer.poll() {
             self.on_access_unit(access_unit).await;
@@ -566,6 +607,10 @@ impl Driver {
         let time = clock.frame_time(access_unit.rtp_timestamp);
         let received = self.anchor.wall(access_unit.arrival);
         self.delivered = true;
+        self.counters.frames += 1;
+        self.counters.keyframes += u64::from(access_unit.keyframe);
+        self.counters.video_bytes += access_unit.byte_len() as u64;
+        self.counters.last_frame_time = Some(time.wall_clock);
         self.emit(SessionEvent::Video(VideoFrame {
             access_unit,
             time,
@@ -596,6 +641,7 @@ impl Driver {
             .get_or_insert_with(|| FrameClock::new(start_ref, RtpUnits::AudioSamples8k));
         let time = clock.frame_time(packet.timestamp);
         let received = self.anchor.wall(packet.arrival);
+        self.counters.audio_packets += 1;
         self.emit(SessionEvent::Audio(AudioPacket {
             packet,
             time,
@@ -649,7 +695,24 @@ impl Driver {
         }
     }
 
+    /// The counters, with the peer's statistics when there is a peer (a peer that cannot
+    /// answer leaves them out rather than failing the request).
+    async fn stats(&mut self) -> SessionStats {
+        let mut stats = self.counters.clone();
+        stats.video_jitter_ms = self.video_jitter.jitter_ms();
+        if let Some((peer, _)) = &self.peer {
+            match peer.stats().await {
+                Ok(peer_stats) => stats.peer = Some(peer_stats),
+                Err(error) => tracing::debug!(%error, "no peer statistics"),
+            }
+        }
+        stats
+    }
+
     async fn emit(&mut self, event: SessionEvent) {
+        if matches!(event, SessionEvent::Warning(_)) {
+            self.counters.warnings += 1;
+        }
         // A consumer that stopped listening only loses events; the driver keeps the session clean.
         let _ = self.events.send(event).await;
     }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{BoxStream, SelectAll, StreamExt};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::statistics::StatsSelector;
 use tokio::sync::{mpsc, oneshot};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -23,6 +24,7 @@ use super::adapter::StackEvent;
 use super::config::DtlsRole;
 use super::error::PeerError;
 use super::events::{ConnectionState, IceCandidateInit, PeerEvent, TrackKind};
+use crate::diagnostics::PeerStats;
 
 /// Bound on one `webrtc` call made from the driver (each is a round trip to `webrtc`'s own
 /// driver task, normally well under a millisecond); it only trips when that task is wedged.
@@ -40,6 +42,8 @@ pub(crate) enum Command {
     /// Answered once SCTP has released (acknowledged) every byte sent on the `commands` channel.
     FlushCommands(oneshot::Sender<Result<(), PeerError>>),
     RequestKeyframe(oneshot::Sender<Result<(), PeerError>>),
+    /// A snapshot of webrtc-rs' statistics (`getStats()`).
+    Stats(oneshot::Sender<Result<PeerStats, PeerError>>),
     Close(oneshot::Sender<()>),
 }
 
@@ -161,6 +165,14 @@ impl Driver {
             Command::FlushCommands(reply) => self.flush_commands(reply).await,
             Command::RequestKeyframe(reply) => {
                 let _ = reply.send(self.request_keyframe().await);
+            }
+            Command::Stats(reply) => {
+                let report = bounded(
+                    "reading the connection's statistics",
+                    self.pc.get_stats(Instant::now(), StatsSelector::None),
+                )
+                .await;
+                let _ = reply.send(report.map(|report| super::stats::peer_stats(&report)));
             }
             Command::Close(done) => return Some(done),
         }

@@ -19,6 +19,7 @@ mod driver;
 mod error;
 mod events;
 mod peer;
+mod stats;
 
 pub use config::{DtlsRole, IceServerConfig, PeerConfig};
 pub use driver::DTLS_HANDSHAKE_TIMEOUT;

@@ -20,6 +20,7 @@ use super::config::{DtlsRole, PeerConfig};
 use super::driver::{CandidateTag, Command, Driver, bounded};
 use super::error::PeerError;
 use super::events::{IceCandidateInit, PeerEvent};
+use crate::diagnostics::PeerStats;
 
 /// Label of the data channel the client opens after answering (PROTOCOL.md §5.1).
 pub const COMMANDS_CHANNEL_LABEL: &str = "commands";
@@ -194,6 +195,16 @@ impl Peer {
     pub async fn request_keyframe(&self) -> Result<(), PeerError> {
         self.call("requesting a keyframe", Command::RequestKeyframe)
             .await
+    }
+
+    /// A snapshot of the connection's statistics: per received stream packets, losses and the
+    /// RTCP feedback we sent, the gathered candidates on both sides and the selected pair.
+    ///
+    /// # Errors
+    ///
+    /// [`PeerError::Closed`] after close, [`PeerError::Timeout`] if the stack does not answer.
+    pub async fn stats(&self) -> Result<PeerStats, PeerError> {
+        self.call("reading statistics", Command::Stats).await
     }
 
     /// Closes the connection and waits (boundedly) for the driver to finish.
