@@ -9,11 +9,15 @@
 //! - [`clock`]: RTP timestamp → wall-clock time, the way XProtect counts (PROTOCOL.md §4.2).
 //! - [`h264`]: RTP depacketising into access units, Annex-B/AVC conversion, the emulator's SEI stamp.
 //! - [`rtp`]: the RTP packet as the IO layer hands it over.
+//! - [`backoff`]: reconnect delays (exponential, jittered).
+//! - [`handover`]: splicing successive sessions' frames without a missing or duplicate frame.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod backoff;
 pub mod clock;
 pub mod h264;
+pub mod handover;
 pub mod rtp;
 pub mod signal;
 pub mod wire;
