@@ -12,6 +12,13 @@
 // animation frame as it reads the page's frame time, and reports both (pixels as base64 RGBA)
 // so the caller can compare the page's time with the time drawn into the picture. Works for live
 // as for playback (the emulator draws the capture time into live frames too).
+//
+// Reconnect (main player or grid): --fault-url URL --fault JSON: once the video played a
+// second, POSTs the fault (the emulator's control endpoint, e.g. {"fault":"drop_sessions"})
+// and waits until every view has a new session on screen and its frame time is --advance-ms
+// past where it was. --wait-replacements N: then (or alone) waits until every view replaced its
+// session N times (WebSocket sessions before their token expires), sampling the frame time
+// four times a second all along. Both report the players' state (reconnects, replacements, take-overs).
 
 import { parseArgs } from 'node:util';
 import { mkdir } from 'node:fs/promises';
@@ -37,6 +44,10 @@ const { values: options } = parseArgs({
     stream: { type: 'string' },
     snapshot: { type: 'boolean', default: false },
     grid: { type: 'string' },
+    'fault-url': { type: 'string' },
+    fault: { type: 'string' },
+    'advance-ms': { type: 'string', default: '2000' },
+    'wait-replacements': { type: 'string', default: '0' },
     'expect-login-error': { type: 'boolean', default: false },
     screenshot: { type: 'string' },
     chromium: { type: 'string', default: '/usr/bin/chromium' },
@@ -137,6 +148,7 @@ try {
     );
     result.page_now_ms = await page.evaluate(() => Date.now());
     result.ok = !result.error;
+    if (result.ok) await faultAndWatch(page, 'grid');
   } else if (!options['expect-login-error']) {
     await page.click('#start');
     await page.waitForFunction(
@@ -209,6 +221,7 @@ try {
         clock: document.querySelector('#diag-clock').textContent,
         events: [...document.querySelectorAll('#diag-events li')].map((item) => item.textContent),
       }));
+      await faultAndWatch(page, 'main');
       result.audio_tracks = await page.evaluate(() => document.querySelector('#video').srcObject?.getAudioTracks().length ?? 0);
       result.status = await page.locator('#status').textContent();
       result.ok = true;
@@ -226,6 +239,106 @@ try {
   clearTimeout(watchdog);
 }
 console.log(JSON.stringify(result));
+
+/**
+ * Every view's frame time, connection state and counters (`which`: 'main' or 'grid'); the
+ * players' own reports come with it (viewerReport in the page).
+ */
+function readViews(page, which) {
+  return page.evaluate((which) => {
+    const views =
+      which === 'main'
+        ? [{ time: document.querySelector('#frame-time'), state: document.querySelector('#diag-connection') }]
+        : [...document.querySelectorAll('#grid .tile')].map((tile) => ({
+            time: tile.querySelector('.tile-time'),
+            state: tile.querySelector('.tile-state'),
+          }));
+    return views.map(({ time, state }) => ({
+      frame_ms: Number(time.dataset.ms),
+      state: state.dataset.state ?? null,
+      takeovers: Number(state.dataset.reconnects ?? 0) + Number(state.dataset.replacements ?? 0),
+      text: state.textContent,
+    }));
+  }, which);
+}
+
+/** --fault and --wait-replacements (see the head of this file); fills result.samples and result.players. */
+async function faultAndWatch(page, which) {
+  const replacements = Number(options['wait-replacements']);
+  if (!options.fault && replacements <= 0) return;
+  result.samples = [];
+  const sample = async () => {
+    result.samples.push({ at_ms: Date.now(), views: await readViews(page, which) });
+  };
+  const sampler = setInterval(() => sample().catch(() => {}), 250);
+  try {
+    if (options.fault) {
+      // Play a second first: the fault must hit a session that delivered frames.
+      const start = await readViews(page, which);
+      await page.waitForFunction(
+        ({ which, start }) => {
+          const times =
+            which === 'main'
+              ? [Number(document.querySelector('#frame-time').dataset.ms)]
+              : [...document.querySelectorAll('#grid .tile-time')].map((time) => Number(time.dataset.ms));
+          return times.every((time, i) => time >= start[i].frame_ms + 1000);
+        },
+        { which, start },
+        { timeout: remaining() },
+      );
+      const before = await readViews(page, which);
+      result.before_fault = before;
+      const answer = await fetch(options['fault-url'], {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: options.fault,
+      });
+      result.fault_status = answer.status;
+      result.fault_at_ms = Date.now();
+      if (!answer.ok) throw new Error(`the fault was refused: HTTP ${answer.status} ${await answer.text()}`);
+      const advance = Number(options['advance-ms']);
+      await page.waitForFunction(
+        ({ which, before, advance }) => {
+          const views =
+            which === 'main'
+              ? [[document.querySelector('#frame-time'), document.querySelector('#diag-connection')]]
+              : [...document.querySelectorAll('#grid .tile')].map((tile) => [
+                  tile.querySelector('.tile-time'),
+                  tile.querySelector('.tile-state'),
+                ]);
+          return views.every(([time, state], i) => {
+            const takeovers = Number(state.dataset.reconnects ?? 0) + Number(state.dataset.replacements ?? 0);
+            return takeovers > before[i].takeovers && Number(time.dataset.ms) >= before[i].frame_ms + advance;
+          });
+        },
+        { which, before, advance },
+        { timeout: remaining() },
+      );
+      result.recovered_at_ms = Date.now();
+    }
+    if (replacements > 0) {
+      await page.waitForFunction(
+        ({ which, replacements }) => {
+          const states =
+            which === 'main'
+              ? [document.querySelector('#diag-connection')]
+              : [...document.querySelectorAll('#grid .tile-state')];
+          return states.every((state) => Number(state.dataset.replacements ?? 0) >= replacements);
+        },
+        { which, replacements },
+        { timeout: remaining() },
+      );
+      result.replaced_at_ms = Date.now();
+    }
+  } finally {
+    clearInterval(sampler);
+  }
+  await sample();
+  result.players = await page.evaluate(() => viewerReport());
+  result.diagnostics_events = await page.evaluate(() =>
+    [...document.querySelectorAll('#diag-events li')].map((item) => item.textContent),
+  );
+}
 
 async function grabFrames(page, count, intervalMs) {
   return page.evaluate(

@@ -68,6 +68,57 @@ struct PageRun {
     audio_tracks: Option<u32>,
     grid: Option<Vec<Tile>>,
     microphones: Option<Vec<String>>,
+    /// Reconnect runs: the views four times a second from before the fault to the end.
+    samples: Option<Vec<Sample>>,
+    /// Reconnect runs: what the page's players reported at the end (`viewerReport()`).
+    players: Option<Players>,
+    fault_status: Option<u16>,
+    fault_at_ms: Option<i64>,
+    recovered_at_ms: Option<i64>,
+    diagnostics_events: Option<Vec<String>>,
+}
+
+/// The views of the page at one instant.
+#[derive(Debug, Deserialize)]
+struct Sample {
+    at_ms: i64,
+    views: Vec<ViewSample>,
+}
+
+/// One view (main player or tile): the frame time shown and the connection line.
+#[derive(Debug, Deserialize)]
+struct ViewSample {
+    /// `null` in JSON while no frame time is shown (NaN in the page).
+    frame_ms: Option<f64>,
+    /// The connection line (diagnostics panel or tile).
+    text: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Players {
+    main: Option<PlayerReport>,
+    tiles: Vec<PlayerReport>,
+}
+
+/// A player's own account of its sessions.
+#[derive(Debug, Deserialize)]
+struct PlayerReport {
+    name: String,
+    state: String,
+    sessions: u32,
+    reconnects: u32,
+    replacements: u32,
+    last_error: Option<String>,
+    takeovers: Vec<Takeover>,
+}
+
+/// A new session took over the view: the last frame time before, the first after.
+#[derive(Debug, Deserialize)]
+struct Takeover {
+    kind: String,
+    last_shown_ms: Option<f64>,
+    first_shown_ms: f64,
+    at_ms: i64,
 }
 
 /// One grid tile as the page showed it.
@@ -257,6 +308,18 @@ fn assert_shown_time_is_live(run: &PageRun, what: &str) {
 }
 
 async fn run_page(viewer: &RunningViewer, case: &str, extra: &[&str]) -> PageRun {
+    run_page_for(viewer, case, extra, DRIVER_TIMEOUT).await
+}
+
+/// `run_page` with a longer budget for the driver (the runs that watch sessions be replaced).
+async fn run_page_for(
+    viewer: &RunningViewer,
+    case: &str,
+    extra: &[&str],
+    driver_timeout: Duration,
+) -> PageRun {
+    // The driver's watchdog adds 15 s to its budget; the rest covers node's start-up.
+    let process_timeout = driver_timeout + (PROCESS_TIMEOUT - DRIVER_TIMEOUT);
     let browser = repo_root().join("browser");
     assert!(
         browser.join("node_modules/playwright-core").is_dir(),
@@ -275,16 +338,16 @@ async fn run_page(viewer: &RunningViewer, case: &str, extra: &[&str]) -> PageRun
         .arg(chromium())
         .arg("--screenshot")
         .arg(&screenshot)
-        .args(["--timeout", &DRIVER_TIMEOUT.as_millis().to_string()])
+        .args(["--timeout", &driver_timeout.as_millis().to_string()])
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let child = command.spawn().expect("`node` runs");
-    let output = tokio::time::timeout(PROCESS_TIMEOUT, child.wait_with_output())
+    let output = tokio::time::timeout(process_timeout, child.wait_with_output())
         .await
-        .unwrap_or_else(|_| panic!("the driver did not finish within {PROCESS_TIMEOUT:?}"))
+        .unwrap_or_else(|_| panic!("the driver did not finish within {process_timeout:?}"))
         .expect("the driver's output is readable");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -639,6 +702,328 @@ async fn a_microphone_plays_alone_with_its_audio_time() {
         xprotect_emulator::devices::FRONT_DOOR_MICROPHONE
             .to_string()
             .to_lowercase()
+    );
+    setup.stop().await;
+}
+
+// --- reconnects: the emulator's faults, injected through its control endpoint ---------------
+
+/// From the fault to a new session on screen with the frame time 2 s past where it was: the
+/// loss is noticed (DTLS close, socket close, or 3 s without a frame), the retry waits 100–200 ms,
+/// a live session settles 0.5 s unseen. Generous for a loaded 2-core machine.
+const RECOVERY_BOUND_MS: i64 = 12_000;
+
+impl Setup {
+    /// The emulator with its fault control endpoint on, and `config`'s other fields.
+    async fn start_for_faults(config: EmulatorConfig) -> Self {
+        Self::start_with(EmulatorConfig {
+            cors: false,
+            fault_control: true,
+            ..config
+        })
+        .await
+    }
+
+    /// The control endpoint the driver posts `--fault` to.
+    fn fault_url(&self) -> String {
+        format!("http://{}/emulator/faults", self.emulator.local_addr())
+    }
+
+    /// Waits for `count` sessions the gateway created and returns their transports.
+    async fn wait_for_sessions(&mut self, count: usize, what: &str) -> Vec<Transport> {
+        let mut transports = Vec::with_capacity(count);
+        for _ in 0..count {
+            transports.push(self.wait_for_session(what).await.transport);
+        }
+        transports
+    }
+}
+
+fn fault_json(fault: &xprotect_emulator::Fault) -> String {
+    serde_json::to_string(fault).expect("a fault serialises")
+}
+
+/// Fails unless the fault was taken, every view got a new session on screen within
+/// RECOVERY_BOUND_MS and the diagnostics say so; returns the main player's report.
+fn assert_recovered<'a>(run: &'a PageRun, case: &str) -> &'a PlayerReport {
+    assert_played(run);
+    assert_eq!(run.fault_status, Some(204), "the emulator took the fault");
+    let (Some(fault), Some(recovered)) = (run.fault_at_ms, run.recovered_at_ms) else {
+        panic!("no recovery: {run:?}");
+    };
+    eprintln!(
+        "{case}: fault → new session on screen and frame time 2 s on: {} ms",
+        recovered - fault
+    );
+    assert!(
+        recovered - fault < RECOVERY_BOUND_MS,
+        "recovery took {} ms",
+        recovered - fault
+    );
+    let player = run
+        .players
+        .as_ref()
+        .and_then(|players| players.main.as_ref())
+        .expect("the main player's report");
+    assert_eq!(player.state, "playing", "{player:?}");
+    assert!(player.sessions >= 2, "{player:?}");
+    assert!(player.reconnects + player.replacements >= 1, "{player:?}");
+    assert!(player.last_error.is_some(), "the loss is shown: {player:?}");
+    let events = run.diagnostics_events.as_deref().unwrap_or_default();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("the new session is on screen")),
+        "no take-over in the diagnostics: {events:#?}"
+    );
+    let last = run
+        .samples
+        .as_deref()
+        .and_then(|samples| samples.last())
+        .expect("samples");
+    assert!(
+        last.views
+            .iter()
+            .all(|view| view.text.starts_with("playing (session ")),
+        "the connection line: {last:?}"
+    );
+    player
+}
+
+/// Live: a fault, and the page plays on with a new session (`advance`: how far past its
+/// pre-fault value the frame time must get).
+async fn live_recovers(signaling: &str, fault: xprotect_emulator::Fault, case: &str) {
+    let mut setup = Setup::start_for_faults(EmulatorConfig::ephemeral()).await;
+    let url = setup.fault_url();
+    let fault = fault_json(&fault);
+    let run = run_page(
+        &setup.viewer,
+        case,
+        &logged_in(
+            signaling,
+            &[
+                "--fault-url",
+                &url,
+                "--fault",
+                &fault,
+                "--advance-ms",
+                "2000",
+            ],
+        ),
+    )
+    .await;
+    let player = assert_recovered(&run, case);
+    for takeover in &player.takeovers {
+        let jump = takeover
+            .last_shown_ms
+            .map(|last| takeover.first_shown_ms - last);
+        eprintln!(
+            "{case}: {} at {}: frame time jump {jump:?} ms",
+            takeover.kind, takeover.at_ms
+        );
+    }
+    let expected = if signaling == "ws" {
+        Transport::Ws
+    } else {
+        Transport::Rest
+    };
+    let transports = setup
+        .wait_for_sessions(2, "the first and the new session")
+        .await;
+    assert!(transports.iter().all(|t| *t == expected), "{transports:?}");
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_over_websocket_plays_on_after_the_gateway_drops_the_session() {
+    live_recovers(
+        "ws",
+        xprotect_emulator::Fault::DropSessions,
+        "reconnect-ws-drop",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_over_rest_plays_on_after_the_gateway_drops_the_session() {
+    live_recovers(
+        "rest",
+        xprotect_emulator::Fault::DropSessions,
+        "reconnect-rest-drop",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_over_websocket_plays_on_after_the_signaling_socket_closes() {
+    live_recovers(
+        "ws",
+        xprotect_emulator::Fault::CloseWebSockets,
+        "reconnect-ws-socket-closed",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_over_rest_plays_on_after_media_stops() {
+    live_recovers(
+        "rest",
+        xprotect_emulator::Fault::StopMedia,
+        "reconnect-rest-media-stopped",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playback_resumes_just_after_the_last_frame_shown_when_the_session_is_dropped() {
+    let mut setup = Setup::start_for_faults(EmulatorConfig::ephemeral()).await;
+    let url = setup.fault_url();
+    let fault = fault_json(&xprotect_emulator::Fault::DropSessions);
+    let run = run_page(
+        &setup.viewer,
+        "reconnect-playback-drop",
+        &logged_in(
+            "rest",
+            &[
+                "--playback-time",
+                "2025-01-15T12:00:30Z",
+                "--no-audio",
+                "--fault-url",
+                &url,
+                "--fault",
+                &fault,
+                "--advance-ms",
+                "2000",
+            ],
+        ),
+    )
+    .await;
+    let player = assert_recovered(&run, "reconnect-playback-drop");
+    let takeover = player.takeovers.first().expect("a take-over");
+    assert_eq!(takeover.kind, "reconnect", "{takeover:?}");
+    let last = takeover.last_shown_ms.expect("a frame was shown before");
+    let jump = takeover.first_shown_ms - last;
+    eprintln!("playback: first frame after the reconnect − last before: {jump} ms");
+    // The gateway resumes at the last frame + 1 ms; the page shows nothing at or before it.
+    assert!(
+        jump > 0.0 && jump <= 1000.0,
+        "playback jumped {jump} ms across the reconnect"
+    );
+    let times: Vec<f64> = run
+        .samples
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|sample| sample.views.first().and_then(|view| view.frame_ms))
+        .collect();
+    assert!(
+        times.windows(2).all(|pair| pair[1] >= pair[0]),
+        "the playback time went back: {times:?}"
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            setup.wait_for_session("the playback sessions").await.mode,
+            "playback"
+        );
+    }
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_grid_tile_reconnects_on_its_own() {
+    let mut setup = Setup::start_for_faults(EmulatorConfig::ephemeral()).await;
+    let url = setup.fault_url();
+    let fault = fault_json(&xprotect_emulator::Fault::DropSessions);
+    let run = run_page(
+        &setup.viewer,
+        "reconnect-grid",
+        &logged_in(
+            "ws",
+            &[
+                "--grid",
+                "Front Door,Parking Lot",
+                "--fault-url",
+                &url,
+                "--fault",
+                &fault,
+            ],
+        ),
+    )
+    .await;
+    assert_played(&run);
+    assert_eq!(run.fault_status, Some(204));
+    let tiles = &run.players.as_ref().expect("the players' reports").tiles;
+    assert_eq!(tiles.len(), 2, "{tiles:?}");
+    for tile in tiles {
+        assert_eq!(tile.state, "playing", "{tile:?}");
+        assert_eq!(tile.reconnects + tile.replacements, 1, "{tile:?}");
+        assert_eq!(tile.sessions, 2, "one new session per tile: {tile:?}");
+        eprintln!("grid: {} took {:?}", tile.name, tile.takeovers);
+    }
+    setup.wait_for_sessions(4, "two sessions per tile").await;
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_sessions_are_replaced_before_their_token_expires_and_video_plays_on() {
+    // 20 s tokens enforced 2 s after expiry: the page refreshes every 5 s (the 60 s margin is
+    // longer than the lifetime), and replaces its WebSocket session 5 s before the token it was
+    // made with expires. Three replacements take the video past two expiries (20 s, 30 s).
+    let mut setup = Setup::start_for_faults(EmulatorConfig {
+        token_lifetime: Duration::from_secs(20),
+        token_grace: Some(Duration::from_secs(2)),
+        ..EmulatorConfig::ephemeral()
+    })
+    .await;
+    let run = run_page_for(
+        &setup.viewer,
+        "ws-token-replacement",
+        &logged_in("ws", &["--no-audio", "--wait-replacements", "3"]),
+        Duration::from_secs(75),
+    )
+    .await;
+    assert_played(&run);
+    let player = run
+        .players
+        .as_ref()
+        .and_then(|players| players.main.as_ref())
+        .expect("the main player's report");
+    assert!(player.replacements >= 3, "{player:?}");
+    assert_eq!(player.reconnects, 0, "no session was lost: {player:?}");
+    for takeover in &player.takeovers {
+        assert_eq!(takeover.kind, "replacement", "{takeover:?}");
+        let jump = takeover
+            .last_shown_ms
+            .map(|last| takeover.first_shown_ms - last);
+        eprintln!(
+            "token replacement at {}: frame time jump {jump:?} ms",
+            takeover.at_ms
+        );
+    }
+    // Never 2 s without the frame time moving on.
+    let samples = run.samples.as_deref().unwrap_or_default();
+    let timeline: Vec<(i64, f64)> = samples
+        .iter()
+        .filter_map(|s| Some((s.at_ms, s.views.first()?.frame_ms?)))
+        .collect();
+    let span =
+        timeline.last().map_or(0, |last| last.0) - timeline.first().map_or(0, |first| first.0);
+    assert!(span >= 25_000, "watched only {span} ms");
+    for (i, &(at, shown)) in timeline.iter().enumerate() {
+        if let Some(&(later_at, later_shown)) = timeline[i..].iter().find(|(t, _)| *t >= at + 2000)
+        {
+            assert!(
+                later_shown > shown,
+                "the frame time stood still from {at} to {later_at}: {shown}"
+            );
+        }
+    }
+    let transports = setup
+        .wait_for_sessions(4, "the first session and three replacements")
+        .await;
+    assert!(
+        transports.iter().all(|t| *t == Transport::Ws),
+        "{transports:?}"
     );
     setup.stop().await;
 }
