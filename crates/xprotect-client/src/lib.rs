@@ -3,6 +3,7 @@
 //! - [`gateway`]: the gateway URL, TLS, and executing the protocol core's HTTP/WebSocket requests.
 //! - [`login`]: logging in at the IDP and keeping the token fresh in the background.
 //! - [`session`]: one streaming session (signaling + peer + depacketiser + frame clock) → frames.
+//! - [`lasting`]: sessions one after another behind one stream: reconnect, resume, make-before-break.
 //! - [`commands`]: PTZ and aux commands on a session's `commands` data channel.
 //! - [`media`]: the WebRTC peer (webrtc-rs), answering the gateway's offer receive-only.
 //! - [`record`]: MP4 / raw H.264 / frame-time writers; [`recorder`]: a session into them.
@@ -16,10 +17,12 @@ pub mod config_api;
 pub mod diagnostics;
 pub mod export;
 pub mod gateway;
+pub mod lasting;
 pub mod login;
 pub mod media;
 pub mod record;
 pub mod recorder;
+pub mod release;
 pub mod session;
 pub mod signaling_io;
 pub mod tls;

@@ -1,12 +1,45 @@
-//! Recording a session: frames from a [`Session`] into the writers until a duration, a cancel
-//! signal or the end of the session, always finishing the files cleanly.
+//! Recording a session: frames from a [`Session`] or a [`LastingSession`] into the writers until
+//! a duration, a cancel signal or the end of the session, always finishing the files cleanly.
+//!
+//! A lasting session's reconnects keep the same writers: its frame times stay strictly
+//! increasing across sessions (live: with a gap for what the outage lost), which is what the
+//! MP4 and H.264 writers need.
 
+use crate::lasting::LastingSession;
 use crate::record::{FrameLog, RecordError, VideoWriter};
 use crate::session::{AudioPacket, Session, SessionError, SessionEvent, VideoFrame};
 use std::future::Future;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use xprotect_proto::wire::SessionId;
+
+/// Where the recorder reads events from: a plain [`Session`] or a [`LastingSession`].
+pub trait EventSource: Send {
+    /// The next event; `None` after `Ended`.
+    fn next_event(&mut self) -> impl Future<Output = Option<SessionEvent>> + Send;
+    /// Ask it to end.
+    fn close(&self) -> impl Future<Output = ()> + Send;
+}
+
+impl EventSource for Session {
+    fn next_event(&mut self) -> impl Future<Output = Option<SessionEvent>> + Send {
+        Session::next_event(self)
+    }
+
+    fn close(&self) -> impl Future<Output = ()> + Send {
+        Session::close(self)
+    }
+}
+
+impl EventSource for LastingSession {
+    fn next_event(&mut self) -> impl Future<Output = Option<SessionEvent>> + Send {
+        LastingSession::next_event(self)
+    }
+
+    fn close(&self) -> impl Future<Output = ()> + Send {
+        LastingSession::close(self)
+    }
+}
 
 /// What to write and for how long.
 pub struct RecordPlan {
@@ -44,6 +77,10 @@ pub struct RecordStats {
     pub output_bytes: u64,
     /// Audio packets written.
     pub audio_packets: u64,
+    /// Gateway sessions lost and reconnected (lasting sessions).
+    pub reconnects: u64,
+    /// Longest time from a loss being noticed to the next frame (lasting sessions).
+    pub longest_outage: Option<Duration>,
 }
 
 /// Why recording stopped without an error.
@@ -73,7 +110,7 @@ pub enum RecordFailure {
 /// Record until the plan's duration, `cancel`, or a failure. `started` is when the user asked
 /// (for the time-to-first-frame figure).
 pub async fn record(
-    mut session: Session,
+    mut session: impl EventSource,
     mut plan: RecordPlan,
     started: Instant,
     cancel: impl Future<Output = ()>,
@@ -134,6 +171,25 @@ pub async fn record(
                 if stats.warnings.len() < 100 {
                     stats.warnings.push(warning);
                 }
+            }
+            Some(SessionEvent::Reconnecting {
+                attempt,
+                delay,
+                error,
+            }) => {
+                stats.reconnects += 1;
+                let warning = format!(
+                    "session lost ({error}); reconnecting in {} ms (attempt {attempt})",
+                    delay.as_millis()
+                );
+                tracing::warn!("{warning}");
+                if stats.warnings.len() < 100 {
+                    stats.warnings.push(warning);
+                }
+            }
+            Some(SessionEvent::Resumed { attempts, outage }) => {
+                tracing::debug!(attempts, ?outage, "frames again after a reconnect");
+                stats.longest_outage = Some(stats.longest_outage.map_or(outage, |o| o.max(outage)));
             }
             Some(SessionEvent::Ended(Err(error))) => break Err(error.into()),
             Some(SessionEvent::Ended(Ok(()))) | None => break Ok(StopReason::Cancelled),

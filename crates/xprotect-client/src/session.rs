@@ -108,6 +108,24 @@ pub enum SessionEvent {
     Audio(AudioPacket),
     /// Something odd that does not end the session (gateway error notifications, dropped frames).
     Warning(String),
+    /// A lasting session lost its gateway session and starts another after `delay`
+    /// ([`crate::lasting::LastingSession`] only).
+    Reconnecting {
+        /// Reconnect attempts since the last frame was delivered, this one included.
+        attempt: u32,
+        /// The wait before this attempt (backoff with jitter).
+        delay: Duration,
+        /// Why the previous session ended.
+        error: SessionError,
+    },
+    /// A lasting session delivers frames again after a loss; the next event is its first frame
+    /// ([`crate::lasting::LastingSession`] only).
+    Resumed {
+        /// Sessions it took (1: the first reconnect worked).
+        attempts: u32,
+        /// From the loss being noticed to this frame.
+        outage: Duration,
+    },
     /// The session ended; `Ok` after [`Session::close`].
     Ended(Result<(), SessionError>),
 }
@@ -186,9 +204,18 @@ impl Drop for Session {
 impl Session {
     /// Start a session; it runs until it fails or is closed.
     pub fn start(gateway: Gateway, tokens: &TokenSource, options: SessionOptions) -> Session {
+        Self::start_watching(gateway, tokens.subscribe(), options)
+    }
+
+    /// [`Session::start`] with a token watch instead of the source (for drivers that start
+    /// sessions from their own task, like [`crate::lasting`]).
+    pub(crate) fn start_watching(
+        gateway: Gateway,
+        token_watch: watch::Receiver<TokenState>,
+        options: SessionOptions,
+    ) -> Session {
         let (events_tx, events) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
         let (commands, commands_rx) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
-        let token_watch = tokens.subscribe();
         // The driver holds the sender; it is dropped (read as closed) when the session ends.
         let (channel_state, commands_channel) = watch::channel(CommandsChannelState::Pending);
         let task = tokio::spawn(run(
@@ -216,6 +243,11 @@ impl Session {
     /// The next event; `None` after `Ended`.
     pub async fn next_event(&mut self) -> Option<SessionEvent> {
         self.events.recv().await
+    }
+
+    /// The driver's request queue (for drivers that forward commands, like [`crate::lasting`]).
+    pub(crate) fn request_sender(&self) -> mpsc::Sender<SessionCommand> {
+        self.commands.clone()
     }
 
     /// Send a text command on the `commands` data channel.

@@ -80,7 +80,11 @@ impl PlaybackStream {
                 // Only after our own close.
                 Some(SessionEvent::Ended(Ok(()))) | None => return Ok(Next::Quiet),
                 Some(
-                    SessionEvent::Created(_) | SessionEvent::CommandsReady | SessionEvent::Audio(_),
+                    SessionEvent::Created(_)
+                    | SessionEvent::CommandsReady
+                    | SessionEvent::Audio(_)
+                    | SessionEvent::Reconnecting { .. }
+                    | SessionEvent::Resumed { .. },
                 ) => {}
             }
         }

@@ -87,7 +87,10 @@ impl BenchSession {
                     SessionEvent::Ended(result) => {
                         ProbeEvent::Ended(result.map_err(|e| e.to_string()))
                     }
-                    SessionEvent::CommandsReady | SessionEvent::Audio(_) => continue,
+                    SessionEvent::CommandsReady
+                    | SessionEvent::Audio(_)
+                    | SessionEvent::Reconnecting { .. }
+                    | SessionEvent::Resumed { .. } => continue,
                 };
                 return Some(event);
             },
