@@ -409,7 +409,7 @@ pub struct StatsSnapshot {
     pub token_refreshes: u64,
     /// Warnings so far.
     pub warnings: u64,
-    /// The session's own report (absent when it could not be asked, e.g. after it ended).
+    /// The session's own report; when it could not be asked (it ended), the last one it gave.
     pub session: Option<SessionStats>,
 }
 
@@ -472,7 +472,7 @@ impl StatsSampler {
             reconnect,
             token_refreshes,
             warnings: known.warnings,
-            session,
+            session: session.or_else(|| self.last.clone()),
         }
     }
 }
@@ -660,7 +660,12 @@ mod tests {
         );
         assert_eq!(last.frames, 100, "the last known count");
         assert_eq!(last.fps, 0.0);
-        assert!(last.is_final && last.session.is_none());
+        assert!(last.is_final);
+        assert_eq!(
+            last.session.as_ref().map(|s| s.frames),
+            Some(100),
+            "the last report"
+        );
         let json = serde_json::to_value(&last).unwrap();
         assert_eq!(json["final"], true);
         assert_eq!(json["reconnects"], 0);

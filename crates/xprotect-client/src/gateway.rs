@@ -51,6 +51,7 @@ pub struct Gateway {
     base: Url,
     http: reqwest::Client,
     tls: Arc<rustls::ClientConfig>,
+    request_timeout: Duration,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -82,7 +83,12 @@ impl Gateway {
             .connect_timeout(config.request_timeout)
             .build()
             .map_err(|e| GatewayError::Client(e.to_string()))?;
-        Ok(Self { base, http, tls })
+        Ok(Self {
+            base,
+            http,
+            tls,
+            request_timeout: config.request_timeout,
+        })
     }
 
     /// The base URL with a trailing slash.
@@ -153,6 +159,111 @@ impl Gateway {
             other => format!("cannot open the WebSocket at {url}: {other}"),
         })?;
         Ok(stream)
+    }
+}
+
+/// Whether the gateway has WebSocket signaling, from one connection attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WsProbe {
+    /// The WebSocket opened (XProtect 2025 R1 or later); it was closed again.
+    Available,
+    /// The gateway answered the upgrade with an HTTP status: 404 means a release before
+    /// 2025 R1, which has REST signaling only.
+    Refused {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// No answer (network, TLS).
+    Failed(String),
+}
+
+impl Gateway {
+    /// Tries to open the signaling WebSocket once and closes it again at once.
+    pub async fn probe_ws(&self) -> WsProbe {
+        let connector = tokio_tungstenite::Connector::Rustls(self.tls.clone());
+        let url = self.ws_url();
+        let attempt = tokio_tungstenite::connect_async_tls_with_config(
+            url.as_str(),
+            None,
+            true,
+            Some(connector),
+        );
+        let timeout = self.request_timeout;
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok((mut stream, _))) => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.close(None)).await;
+                WsProbe::Available
+            }
+            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => WsProbe::Refused {
+                status: response.status().as_u16(),
+            },
+            Ok(Err(other)) => WsProbe::Failed(other.to_string()),
+            Err(_) => WsProbe::Failed(format!("no answer within {timeout:?}")),
+        }
+    }
+}
+
+/// The gateway's answer to a browser's CORS preflight (`OPTIONS` with `Origin`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorsAnswer {
+    /// The HTTP status.
+    pub status: u16,
+    /// `Access-Control-Allow-Origin`, if sent.
+    pub allow_origin: Option<String>,
+    /// `Access-Control-Allow-Methods`, if sent.
+    pub allow_methods: Option<String>,
+    /// `Access-Control-Allow-Headers`, if sent.
+    pub allow_headers: Option<String>,
+}
+
+impl CorsAnswer {
+    /// Whether a page served from `origin` may make the request.
+    pub fn allows(&self, origin: &str) -> bool {
+        self.allow_origin
+            .as_deref()
+            .is_some_and(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin))
+    }
+}
+
+impl Gateway {
+    /// Sends the preflight a browser on `origin` sends before `method` on `path` (below the
+    /// gateway URL) with the given request headers, e.g. `authorization,content-type`.
+    pub async fn cors_preflight(
+        &self,
+        path: &str,
+        origin: &str,
+        method: &str,
+        request_headers: &str,
+    ) -> Result<CorsAnswer, String> {
+        let url = self
+            .base
+            .join(path)
+            .map_err(|e| format!("bad request path `{path}`: {e}"))?;
+        let response = self
+            .http
+            .request(reqwest::Method::OPTIONS, url)
+            .header(reqwest::header::ORIGIN, origin)
+            .header(reqwest::header::ACCESS_CONTROL_REQUEST_METHOD, method)
+            .header(
+                reqwest::header::ACCESS_CONTROL_REQUEST_HEADERS,
+                request_headers,
+            )
+            .send()
+            .await
+            .map_err(describe_reqwest_error)?;
+        let header = |name: reqwest::header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        Ok(CorsAnswer {
+            status: response.status().as_u16(),
+            allow_origin: header(reqwest::header::ACCESS_CONTROL_ALLOW_ORIGIN),
+            allow_methods: header(reqwest::header::ACCESS_CONTROL_ALLOW_METHODS),
+            allow_headers: header(reqwest::header::ACCESS_CONTROL_ALLOW_HEADERS),
+        })
     }
 }
 

@@ -167,12 +167,7 @@ impl Driver {
                 let _ = reply.send(self.request_keyframe().await);
             }
             Command::Stats(reply) => {
-                let report = bounded(
-                    "reading the connection's statistics",
-                    self.pc.get_stats(Instant::now(), StatsSelector::None),
-                )
-                .await;
-                let _ = reply.send(report.map(|report| super::stats::peer_stats(&report)));
+                let _ = reply.send(self.stats().await);
             }
             Command::Close(done) => return Some(done),
         }
@@ -293,6 +288,32 @@ impl Driver {
         for waiting in self.pending_flushes.drain(..) {
             let _ = waiting.send(outcome.clone());
         }
+    }
+
+    /// webrtc-rs' statistics report, with the selected pair taken from the ICE transport: the
+    /// report cannot name a remote candidate that was learnt (peer-reflexive) rather than
+    /// signaled, which on a trickling gateway is often the one in use.
+    async fn stats(&mut self) -> Result<PeerStats, PeerError> {
+        let report = bounded(
+            "reading the connection's statistics",
+            self.pc.get_stats(Instant::now(), StatsSelector::None),
+        )
+        .await?;
+        let mut stats = super::stats::peer_stats(&report);
+        if let Some(sctp) = bounded("reading the SCTP transport", self.pc.sctp()).await? {
+            let ice = sctp.transport().ice_transport();
+            match bounded(
+                "reading the selected candidate pair",
+                ice.get_selected_candidate_pair(),
+            )
+            .await?
+            {
+                Ok(Some(pair)) => super::stats::apply_selected_pair(&mut stats, &pair),
+                Ok(None) => {}
+                Err(error) => tracing::debug!(%error, "no selected candidate pair"),
+            }
+        }
+        Ok(stats)
     }
 
     /// Sends a PLI for every video track (there is one in practice).

@@ -5,9 +5,9 @@
 //! the candidate entries carry those ids behind a `RTCLocalIceCandidate_` /
 //! `RTCRemoteIceCandidate_` prefix (rtc 0.21.1 `peer_connection/internal.rs`). A remote
 //! peer-reflexive candidate, learnt from a connectivity check rather than signaled, has no entry;
-//! the pair then reports it as unknown rather than not at all.
+//! the driver then takes the pair from the ICE transport ([`apply_selected_pair`]).
 
-use rtc::peer_connection::transport::RTCIceCandidateType;
+use rtc::peer_connection::transport::{RTCIceCandidate, RTCIceCandidatePair, RTCIceCandidateType};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::statistics::report::{RTCStatsReport, RTCStatsReportEntry};
 use rtc::statistics::stats::ice_candidate::RTCIceCandidateStats;
@@ -88,6 +88,48 @@ fn selected_pair(report: &RTCStatsReport) -> Option<SelectedPair> {
     })
 }
 
+/// Replaces the report's view of the selected pair's candidates with the ICE transport's,
+/// keeping the report's counters (or starting from zero ones).
+pub(crate) fn apply_selected_pair(stats: &mut PeerStats, pair: &RTCIceCandidatePair) {
+    let local = rtc_candidate_info(pair.local());
+    let remote = rtc_candidate_info(pair.remote());
+    match &mut stats.selected_pair {
+        Some(selected) => {
+            selected.local = local;
+            selected.remote = remote;
+        }
+        None => {
+            stats.selected_pair = Some(SelectedPair {
+                local,
+                remote,
+                rtt_ms: None,
+                packets_received: 0,
+                bytes_received: 0,
+            })
+        }
+    }
+}
+
+fn rtc_candidate_info(candidate: &RTCIceCandidate) -> CandidateInfo {
+    CandidateInfo {
+        candidate_type: candidate_type(candidate.typ),
+        scope: AddressScope::of(&candidate.address),
+        address: candidate.address.clone(),
+        port: candidate.port,
+        protocol: candidate.protocol.to_string().to_ascii_lowercase(),
+    }
+}
+
+fn candidate_type(typ: RTCIceCandidateType) -> CandidateType {
+    match typ {
+        RTCIceCandidateType::Host => CandidateType::Host,
+        RTCIceCandidateType::Srflx => CandidateType::Srflx,
+        RTCIceCandidateType::Prflx => CandidateType::Prflx,
+        RTCIceCandidateType::Relay => CandidateType::Relay,
+        _ => CandidateType::Unknown,
+    }
+}
+
 fn candidate_by_ice_id(
     report: &RTCStatsReport,
     prefix: &str,
@@ -103,13 +145,7 @@ fn candidate_by_ice_id(
 fn candidate_info(candidate: &RTCIceCandidateStats) -> CandidateInfo {
     let address = candidate.address.clone().unwrap_or_default();
     CandidateInfo {
-        candidate_type: match candidate.candidate_type {
-            RTCIceCandidateType::Host => CandidateType::Host,
-            RTCIceCandidateType::Srflx => CandidateType::Srflx,
-            RTCIceCandidateType::Prflx => CandidateType::Prflx,
-            RTCIceCandidateType::Relay => CandidateType::Relay,
-            _ => CandidateType::Unknown,
-        },
+        candidate_type: candidate_type(candidate.candidate_type),
         scope: AddressScope::of(&address),
         address,
         port: candidate.port,
