@@ -18,8 +18,13 @@ const BACKOFF_FACTOR = 2;
 const BACKOFF_CAP_MS = 10_000;
 // ICE "disconnected" often heals by itself; this long, it counts as a loss.
 const DISCONNECTED_GRACE_MS = 2000;
-// No new frame for this long while playing is a loss (the emulator and cameras send 25 fps).
-const STALL_MS = 3000;
+// No new frame for this long while playing live is a loss (cameras send 10–30 fps), as for the
+// Rust client; playback gets longer (a GOP the gateway has to fetch and encode may come late).
+const STALL_LIVE_MS = 2000;
+const STALL_PLAYBACK_MS = 3000;
+// After this long without a frame callback, the decoded-frame count is noted to compare with
+// when the stall limit is reached (frame callbacks stop for elements the browser does not paint).
+const STALL_SUSPECT_MS = 1000;
 // Playback without skip-gaps sends nothing while a gap lasts: only a long silence is a loss.
 const STALL_IN_GAPS_MS = 30_000;
 // A session that shows nothing this long after it was asked for is given up and made anew.
@@ -579,6 +584,7 @@ class Session {
     this.firstFrameMs ??= time.getTime();
     this.lastFrameAt = now;
     this.lastFrameMs = time.getTime();
+    this.mediaCount = -1;
     if (this.visible) {
       const label = this.view.frameTime;
       label.textContent = this.options.microphone ? `${time.toISOString()} (audio)` : time.toISOString();
@@ -676,6 +682,8 @@ class Session {
       $('commands').dataset.open = 'true';
     };
     channel.onclose = () => {
+      // Closed by the gateway (SCTP ended): the session is over, say it before ICE does.
+      if (!this.closed) this.fail(new GatewayError('the gateway closed the commands channel'));
       if (!mine()) return;
       $('commands-state').textContent = 'commands channel closed';
       delete $('commands').dataset.open;
@@ -1195,9 +1203,14 @@ class Player {
           if (now - session.createdAt > FIRST_FRAME_TIMEOUT_MS) {
             session.fail(new GatewayError(`no video within ${FIRST_FRAME_TIMEOUT_MS / 1000} s`));
           }
+        } else if (now - session.lastFrameAt > STALL_SUSPECT_MS && session.mediaCount < 0) {
+          await session.stillReceiving();
         } else if (now - session.lastFrameAt > this.stallMs()) {
           const receiving = await session.stillReceiving();
-          if (receiving) session.lastFrameAt = now;
+          if (receiving) {
+            session.lastFrameAt = now;
+            session.mediaCount = -1;
+          }
           else if (receiving === false) session.fail(new GatewayError(`no new video frame for ${this.stallMs() / 1000} s`));
         }
       }
@@ -1216,7 +1229,8 @@ class Player {
   /** Without skip-gaps a playback gap sends nothing for as long as it lasts (§4.3). */
   stallMs() {
     const o = this.options;
-    return o.playback && !o.playback.skipGaps ? STALL_IN_GAPS_MS : STALL_MS;
+    if (!o.playback) return STALL_LIVE_MS;
+    return o.playback.skipGaps ? STALL_PLAYBACK_MS : STALL_IN_GAPS_MS;
   }
 
   describe() {
