@@ -162,6 +162,11 @@ pub enum Command {
         binary), so the figures are the client's alone."
     )]
     Bench(BenchArgs),
+    /// Check a gateway step by step and explain what fails and what to do.
+    #[command(
+        long_about = "Check the way from here to video, step by step, each printed as ok or         FAIL with an explanation and what to do: DNS and TCP, TLS, the identity provider, the         login, the WebSocket endpoint (2025R1+) or REST only, the Config API's cameras, a test         session to the first keyframe with its timing, the ICE candidates of both sides and the         pair in use, and the gateway's CORS answer for browsers. Ends with the connectivity         failure modes that apply. Exit code 0 when every step passed, 1 otherwise."
+    )]
+    Doctor(DoctorArgs),
     /// One load step of `bench` in a fresh process (internal: `bench` starts it).
     #[command(hide = true)]
     BenchWorker(BenchWorkerArgs),
@@ -200,6 +205,17 @@ pub struct ConnectionArgs {
     /// Do not verify the gateway's TLS certificate (self-signed servers). Prefer --ca-cert.
     #[arg(long)]
     pub insecure: bool,
+
+    /// The gateway's XProtect release, where detection cannot tell (all before 2025R1 look
+    /// alike): 2023R1, 2023R3, 2024R1, 2024R2, 2025R1 or 2025R2.
+    ///
+    /// What an older gateway does not know it ignores without an error, so a request it cannot
+    /// serve is refused up front: 2023R1 has no playback and no stream choice (it would send
+    /// LIVE video for --from), releases before 2025R2 no audio and no microphones, before 2025R1
+    /// no WebSocket signaling and no PTZ/aux. Without it the release is assumed to be the newest
+    /// the gateway's WebSocket endpoint allows.
+    #[arg(long, value_name = "RELEASE")]
+    pub gateway_release: Option<xprotect_client::release::GatewayRelease>,
 }
 
 /// Signaling transport choice.
@@ -243,9 +259,10 @@ pub struct StreamArgs {
     #[arg(long, value_name = "GUID")]
     pub stream: Option<String>,
 
-    /// Signaling transport.
-    #[arg(long, value_enum, default_value_t = SignalingArg::Ws)]
-    pub signaling: SignalingArg,
+    /// Signaling transport. Default: WebSocket, or REST when the gateway has no WebSocket
+    /// endpoint (before 2025R1: it answers 404), said once on stderr.
+    #[arg(long, value_enum)]
+    pub signaling: Option<SignalingArg>,
 
     /// DTLS role of the answer.
     #[arg(long, value_enum, default_value_t = DtlsRoleArg::Passive)]
@@ -382,6 +399,55 @@ pub struct RecordArgs {
     /// follow it (line numbers count command lines only).
     #[arg(long, value_name = "FILE|-", help_heading = "COMMANDS")]
     pub commands: Option<String>,
+
+    /// Write statistics as JSON lines to FILE, or - for stdout: every --stats-interval and once
+    /// at the end (with "final": true and rates averaged over the whole recording).
+    ///
+    /// Each line has time, elapsed_s, frames, keyframes, bytes, bitrate_bps, fps,
+    /// last_frame_time, packets_lost, sessions_started, reconnects, replacements,
+    /// token_refreshes, warnings, and "session": the session's own report (video jitter, and the
+    /// WebRTC stack's per-stream packets, losses, NACK/PLI/FIR counts, both sides' ICE
+    /// candidates and the selected pair with its RTT). Fields may be added.
+    #[arg(long, value_name = "FILE|-", help_heading = "OUTPUT")]
+    pub stats: Option<String>,
+
+    /// Seconds between --stats lines.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, default_value = "5",
+          requires = "stats", help_heading = "OUTPUT")]
+    pub stats_interval: Duration,
+}
+
+/// `doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    /// The camera for the test session (GUID or name); the first camera of the Config API
+    /// otherwise.
+    #[arg(long, value_name = "GUID|NAME", help_heading = "STREAM")]
+    pub camera: Option<String>,
+
+    /// Signaling for the test session. Default: WebSocket where the gateway has it, else REST.
+    #[arg(long, value_enum, help_heading = "STREAM")]
+    pub signaling: Option<SignalingArg>,
+
+    /// Local address for our ICE host candidates (e.g. 127.0.0.1 for a loopback gateway).
+    #[arg(long, value_name = "IP", help_heading = "STREAM")]
+    pub bind: Option<std::net::IpAddr>,
+
+    /// The web page origin to check the gateway's CORS answer for.
+    #[arg(
+        long,
+        value_name = "ORIGIN",
+        default_value = "https://viewer.example.com",
+        help_heading = "CHECKS"
+    )]
+    pub origin: String,
+
+    /// How long the test session may take to its first keyframe.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, default_value = "15", help_heading = "CHECKS")]
+    pub session_timeout: Duration,
 }
 
 /// A PTZ step direction, as the protocol spells it.
@@ -851,6 +917,15 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("`{text}` is not a duration like 10s, 5m or 1h30m: {e}"))
 }
 
+/// Seconds, whole or fractional (`10`, `2.5`).
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .ok_or_else(|| format!("`{text}` is not a number of seconds, e.g. 10 or 2.5"))
+}
+
 fn parse_user(text: &str) -> Result<(String, String), String> {
     match text.split_once(':') {
         Some((name, password)) if !name.is_empty() => Ok((name.to_owned(), password.to_owned())),
@@ -894,7 +969,7 @@ mod tests {
             panic!("not record")
         };
         assert_eq!(args.duration, Some(Duration::from_secs(10)));
-        assert_eq!(args.stream.signaling, SignalingArg::Ws);
+        assert_eq!(args.stream.signaling, Some(SignalingArg::Ws));
         assert!(args.connection.password_stdin);
     }
 

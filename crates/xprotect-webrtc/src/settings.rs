@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use xprotect_client::config_api::ConfigApi;
-use xprotect_client::gateway::{Gateway, GatewayConfig};
+use xprotect_client::gateway::{Gateway, GatewayConfig, WsProbe};
 use xprotect_client::login::TokenSource;
 use xprotect_client::media::{DtlsRole, PeerConfig};
 use xprotect_client::session::{SessionOptions, SignalingKind};
@@ -103,7 +103,7 @@ pub fn session_options(args: &StreamArgs, device: DeviceId) -> anyhow::Result<Se
     });
     params.include_audio = args.include_audio();
     let mut options = SessionOptions::new(params);
-    options.signaling = signaling(args.signaling);
+    options.signaling = signaling(args.signaling.unwrap_or_default());
     options.peer = PeerConfig {
         dtls_role: match args.dtls_role {
             DtlsRoleArg::Passive => DtlsRole::Passive,
@@ -116,6 +116,61 @@ pub fn session_options(args: &StreamArgs, device: DeviceId) -> anyhow::Result<Se
         options.peer.udp_bind_addrs = vec![SocketAddr::new(ip, 0)];
     }
     Ok(options)
+}
+
+/// Refuses, before logging in, what the `--gateway-release` would silently get wrong (2023R1
+/// and --from: live video instead of the recording).
+pub fn check_release(connection: &ConnectionArgs, stream: &StreamArgs) -> anyhow::Result<()> {
+    let Some(release) = connection.gateway_release else {
+        return Ok(());
+    };
+    // The device does not matter to the check; the camera is resolved after login.
+    let params = session_options(stream, DeviceId::from(uuid::Uuid::nil()))?.params;
+    release.check(&params, false).context("--gateway-release")?;
+    Ok(())
+}
+
+/// Adapts `options` to the gateway's release: the one named by `--gateway-release` (refusing
+/// what it would silently get wrong), or else, when `--signaling` was not given, what the
+/// gateway's WebSocket endpoint says: a 404 means a release before 2025R1, so REST.
+pub async fn adapt_to_gateway(
+    gateway: &Gateway,
+    connection: &ConnectionArgs,
+    chosen_signaling: Option<SignalingArg>,
+    microphone: bool,
+    options: &mut SessionOptions,
+) -> anyhow::Result<()> {
+    if let Some(release) = connection.gateway_release {
+        release
+            .adapt(
+                options,
+                microphone,
+                chosen_signaling == Some(SignalingArg::Ws),
+            )
+            .context("--gateway-release")?;
+        return Ok(());
+    }
+    if chosen_signaling.is_some() || options.signaling != SignalingKind::WebSocket {
+        return Ok(());
+    }
+    match gateway.probe_ws().await {
+        WsProbe::Available => {}
+        WsProbe::Refused { status: 404 } => {
+            eprintln!(
+                "xprotect-webrtc: the gateway has no WebSocket signaling (HTTP 404: XProtect \
+                 before 2025R1); using REST"
+            );
+            options.signaling = SignalingKind::Rest;
+        }
+        // Anything else is not about the release; the session reports it in context.
+        WsProbe::Refused { status } => {
+            tracing::debug!(status, "the WebSocket probe was refused; keeping WebSocket");
+        }
+        WsProbe::Failed(error) => {
+            tracing::debug!(%error, "the WebSocket probe failed; keeping WebSocket");
+        }
+    }
+    Ok(())
 }
 
 /// The library's transport for the flag value.

@@ -23,7 +23,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
     let stream = StreamArgs {
         camera: args.camera.clone(),
         stream: args.stream.clone(),
-        signaling: args.signaling,
+        signaling: Some(args.signaling),
         dtls_role: DtlsRoleArg::Passive,
         mdns: false,
         bind: args.bind,

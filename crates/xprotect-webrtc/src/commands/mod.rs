@@ -6,12 +6,15 @@ mod cameras;
 mod command_lines;
 mod data_channel;
 mod demo;
+mod doctor;
 mod emulator;
 mod export;
 mod frames;
 mod login;
 mod ptz;
 mod record;
+mod record_stats;
+mod status_line;
 mod view;
 
 use crate::cli::Command;
@@ -30,6 +33,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::View(args) => view::run(args).await,
         Command::Frames(args) => frames::run(args),
         Command::Bench(args) => bench::run(args).await,
+        Command::Doctor(args) => doctor::run(args).await,
         Command::BenchWorker(args) => crate::bench::worker::run(args).await,
     }
 }

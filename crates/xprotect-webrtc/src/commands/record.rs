@@ -1,10 +1,12 @@
 //! `record`: one camera into a file or stdout.
 
 use super::command_lines::CommandSource;
+use super::record_stats::{CounterSource, Monitor, MonitorConfig};
 use crate::cli::{FormatArg, RecordArgs};
 use crate::settings;
 use anyhow::{Context, bail};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use xprotect_client::diagnostics::ReconnectCounters;
 use xprotect_client::gateway::Gateway;
 use xprotect_client::login::TokenSource;
 use xprotect_client::record::{FrameLog, OutputFormat, OutputTarget, VideoWriter};
@@ -19,6 +21,13 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     if target == OutputTarget::Stdout && frame_target == Some(OutputTarget::Stdout) {
         bail!("-o - and --frame-times - both want stdout: send one of them to a file");
     }
+    let monitor = MonitorConfig::new(args.stats.as_deref(), args.stats_interval);
+    if monitor.stats == Some(OutputTarget::Stdout)
+        && (target == OutputTarget::Stdout || frame_target == Some(OutputTarget::Stdout))
+    {
+        bail!("--stats - shares stdout with another output: send one of them to a file");
+    }
+    settings::check_release(&args.connection, &args.stream)?;
     let format = match args.format {
         Some(FormatArg::Mp4) => OutputFormat::Mp4,
         Some(FormatArg::H264) => OutputFormat::H264,
@@ -37,9 +46,12 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         .await
         .context("login failed")?;
     let device = settings::resolve_camera(&gateway, &tokens, &args.stream.camera).await?;
-    let options = settings::session_options(&args.stream, device)?;
+    let mut options = settings::session_options(&args.stream, device)?;
     // A microphone's session is audio only: its MP4 has just the audio track.
     let microphone = settings::is_microphone(&gateway, &tokens, device).await;
+    let chosen = args.stream.signaling;
+    settings::adapt_to_gateway(&gateway, &args.connection, chosen, microphone, &mut options)
+        .await?;
     let plan = RecordPlan {
         duration: args.duration,
         until: args.to,
@@ -53,7 +65,8 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
             .map(|t| t.open().map(FrameLog::new))
             .transpose()?,
     };
-    let stats = record_with_commands(gateway, &tokens, options, plan, started, commands).await?;
+    let stats =
+        record_with_commands(gateway, &tokens, options, plan, started, commands, monitor).await?;
     print_summary(&stats, &args.output);
     Ok(())
 }
@@ -66,7 +79,12 @@ pub async fn record_with(
     plan: RecordPlan,
     started: Instant,
 ) -> anyhow::Result<RecordStats> {
-    record_with_commands(gateway, tokens, options, plan, started, None).await
+    let no_monitor = MonitorConfig {
+        stats: None,
+        interval: Duration::from_secs(5),
+        status_line: false,
+    };
+    record_with_commands(gateway, tokens, options, plan, started, None, no_monitor).await
 }
 
 /// [`record_with`], sending the PTZ/aux commands read from `commands` while recording.
@@ -77,12 +95,25 @@ async fn record_with_commands(
     plan: RecordPlan,
     started: Instant,
     commands: Option<CommandSource>,
+    monitor: MonitorConfig,
 ) -> anyhow::Result<RecordStats> {
     let session = Session::start(gateway, tokens, options);
+    // Reconnect counters come with a lasting session; a single session has none.
+    let counters: CounterSource = Box::new(ReconnectCounters::default);
+    let monitor = Monitor::start(
+        session.stats_handle(),
+        tokens.subscribe(),
+        counters,
+        monitor,
+        started,
+    )?;
     let feed = commands.map(|source| source.spawn(session.command_sender()));
     let (stats, outcome) = recorder::record(session, plan, started, super::interrupted()).await;
     if let Some(feed) = feed {
         feed.abort();
+    }
+    if let Err(error) = monitor.finish(Some(&stats)).await {
+        tracing::warn!("{error:#}");
     }
     for warning in &stats.warnings {
         tracing::warn!("{warning}");
