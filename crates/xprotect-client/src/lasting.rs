@@ -28,6 +28,7 @@
 //! is offset from its predecessor's (a live joiner) are moved onto the predecessor's.
 
 use crate::commands::{CommandSender, CommandsChannelState};
+use crate::diagnostics::StatsHandle;
 use crate::gateway::Gateway;
 use crate::login::{TokenSource, TokenState};
 use crate::session::{
@@ -205,6 +206,16 @@ impl LastingSession {
     /// Counters so far.
     pub fn counters(&self) -> LastingCounters {
         self.counters.borrow().clone()
+    }
+
+    /// The counters as a watch (for a monitor on another task).
+    pub fn counters_watch(&self) -> watch::Receiver<LastingCounters> {
+        self.counters.clone()
+    }
+
+    /// Asks the current gateway session for its statistics (none while reconnecting).
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle::new(self.commands.clone())
     }
 }
 

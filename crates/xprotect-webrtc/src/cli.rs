@@ -415,6 +415,44 @@ pub struct RecordArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_seconds, default_value = "5",
           requires = "stats", help_heading = "OUTPUT")]
     pub stats_interval: Duration,
+
+    #[command(flatten)]
+    pub reconnect: ReconnectArgs,
+}
+
+/// How `record` outlives gateway sessions.
+#[derive(Debug, Args)]
+pub struct ReconnectArgs {
+    /// End at the first loss of the gateway session instead of reconnecting.
+    ///
+    /// By default a lost session (ICE/DTLS failure, media stall, WebSocket or HTTP failure,
+    /// rejected token, gateway restart) is replaced by a new one and the recording continues in
+    /// the same file: live resumes live, playback resumes just after the last written frame.
+    /// Over WebSocket each token refresh also starts a replacement that takes over without a
+    /// lost frame (make-before-break).
+    #[arg(long, help_heading = "RECONNECT")]
+    pub no_reconnect: bool,
+
+    /// Longest wait between reconnect attempts, in seconds (they start at once, then 0.2 s
+    /// doubling, with jitter).
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, default_value = "10",
+          help_heading = "RECONNECT")]
+    pub reconnect_max_delay: Duration,
+
+    /// Give up after this many failed reconnect attempts in a row. Default: never.
+    #[arg(long, value_name = "N", help_heading = "RECONNECT")]
+    pub reconnect_attempts: Option<u32>,
+
+    /// Seconds without media (once frames flowed) before a session counts as lost.
+    /// Default: 2 for live, 10 for playback (recording gaps without --skip-gaps are silent).
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, help_heading = "RECONNECT")]
+    pub media_timeout: Option<Duration>,
+
+    /// Playback: a replacement session starts this many seconds of recording time (times the
+    /// speed) after the last written frame; the old session fills in up to its first keyframe.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, default_value = "2",
+          help_heading = "RECONNECT")]
+    pub handover_lead: Duration,
 }
 
 /// `doctor`.

@@ -1,11 +1,12 @@
 //! The second stage of argument handling: environment, password sources and runtime objects.
 
-use crate::cli::{ConnectionArgs, DtlsRoleArg, SignalingArg, StreamArgs};
+use crate::cli::{ConnectionArgs, DtlsRoleArg, ReconnectArgs, SignalingArg, StreamArgs};
 use anyhow::{Context, bail};
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use xprotect_client::config_api::ConfigApi;
 use xprotect_client::gateway::{Gateway, GatewayConfig, WsProbe};
+use xprotect_client::lasting::LastingOptions;
 use xprotect_client::login::TokenSource;
 use xprotect_client::media::{DtlsRole, PeerConfig};
 use xprotect_client::session::{SessionOptions, SignalingKind};
@@ -171,6 +172,19 @@ pub async fn adapt_to_gateway(
         }
     }
     Ok(())
+}
+
+/// The lasting-session options for `options` from the reconnect flags.
+pub fn lasting_options(args: &ReconnectArgs, options: SessionOptions) -> LastingOptions {
+    let mut lasting = LastingOptions::new(options);
+    lasting.reconnect = !args.no_reconnect;
+    lasting.backoff.max = args.reconnect_max_delay;
+    lasting.backoff.max_attempts = args.reconnect_attempts;
+    if let Some(timeout) = args.media_timeout {
+        lasting.session.media_timeout = timeout;
+    }
+    lasting.playback_lead = args.handover_lead;
+    lasting
 }
 
 /// The library's transport for the flag value.

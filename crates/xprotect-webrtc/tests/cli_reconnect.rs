@@ -106,7 +106,9 @@ async fn across_fault(
             SessionEvent::Reconnecting { .. } => reconnecting_events += 1,
             // The next frame is the new session's first.
             SessionEvent::Resumed { .. } if injected.is_some() => resume_pending = true,
-            SessionEvent::Ended(result) => panic!("{mode:?}: the lasting session ended: {result:?}"),
+            SessionEvent::Ended(result) => {
+                panic!("{mode:?}: the lasting session ended: {result:?}")
+            }
             _ => {}
         }
     }
@@ -150,7 +152,10 @@ fn assert_continuity(mode: Mode, outcome: &Outcome) {
                 b.1.frame
             );
             let clock_ms = (b.0.time.wall_clock.unix_timestamp_nanos() / 1_000_000) as i64;
-            assert_eq!(clock_ms, b.1.recording_unix_ms, "playback times are recording times");
+            assert_eq!(
+                clock_ms, b.1.recording_unix_ms,
+                "playback times are recording times"
+            );
         }
     }
     if mode == Mode::Live {
@@ -158,7 +163,8 @@ fn assert_continuity(mode: Mode, outcome: &Outcome) {
         // the stamped capture time is the same before and after, within the sessions' clock
         // anchoring (arrival − RTP).
         let lag = |(frame, stamp): &(VideoFrame, FrameStamp)| {
-            (frame.time.wall_clock.unix_timestamp_nanos() / 1_000_000) as i64 - stamp.recording_unix_ms
+            (frame.time.wall_clock.unix_timestamp_nanos() / 1_000_000) as i64
+                - stamp.recording_unix_ms
         };
         let at = outcome.resumed_at;
         let (before, after) = (lag(&frames[at - 1]), lag(&frames[at]));
@@ -169,7 +175,12 @@ fn assert_continuity(mode: Mode, outcome: &Outcome) {
     }
 }
 
-async fn check(mode: Mode, signaling: SignalingKind, before: Option<Fault>, fault: Fault) -> Outcome {
+async fn check(
+    mode: Mode,
+    signaling: SignalingKind,
+    before: Option<Fault>,
+    fault: Fault,
+) -> Outcome {
     let emulator = common::start_emulator(EmulatorConfig::ephemeral()).await;
     let outcome = across_fault(&emulator, mode, signaling, before, fault).await;
     assert_continuity(mode, &outcome);
@@ -178,24 +189,52 @@ async fn check(mode: Mode, signaling: SignalingKind, before: Option<Fault>, faul
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_sessions_live() {
-    let outcome = check(Mode::Live, SignalingKind::WebSocket, None, Fault::DropSessions).await;
+    let outcome = check(
+        Mode::Live,
+        SignalingKind::WebSocket,
+        None,
+        Fault::DropSessions,
+    )
+    .await;
     assert!(outcome.reconnecting_events >= 1);
-    assert!(outcome.fault_to_frame < Duration::from_secs(4), "{:?}", outcome.fault_to_frame);
+    assert!(
+        outcome.fault_to_frame < Duration::from_secs(4),
+        "{:?}",
+        outcome.fault_to_frame
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_sessions_playback() {
-    check(Mode::Playback, SignalingKind::Rest, None, Fault::DropSessions).await;
+    check(
+        Mode::Playback,
+        SignalingKind::Rest,
+        None,
+        Fault::DropSessions,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_websockets_live() {
-    check(Mode::Live, SignalingKind::WebSocket, None, Fault::CloseWebSockets).await;
+    check(
+        Mode::Live,
+        SignalingKind::WebSocket,
+        None,
+        Fault::CloseWebSockets,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_websockets_playback() {
-    check(Mode::Playback, SignalingKind::WebSocket, None, Fault::CloseWebSockets).await;
+    check(
+        Mode::Playback,
+        SignalingKind::WebSocket,
+        None,
+        Fault::CloseWebSockets,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,7 +245,13 @@ async fn stop_media_live() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_media_playback() {
-    check(Mode::Playback, SignalingKind::WebSocket, None, Fault::StopMedia).await;
+    check(
+        Mode::Playback,
+        SignalingKind::WebSocket,
+        None,
+        Fault::StopMedia,
+    )
+    .await;
 }
 
 /// The reconnect meets two 503s, retries with backoff, and gets through.
@@ -216,7 +261,13 @@ async fn http_503_at_reconnect_live() {
         status: 503,
         count: 2,
     };
-    check(Mode::Live, SignalingKind::Rest, Some(failing), Fault::DropSessions).await;
+    check(
+        Mode::Live,
+        SignalingKind::Rest,
+        Some(failing),
+        Fault::DropSessions,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,7 +276,13 @@ async fn http_503_at_reconnect_playback() {
         status: 503,
         count: 2,
     };
-    check(Mode::Playback, SignalingKind::WebSocket, Some(failing), Fault::DropSessions).await;
+    check(
+        Mode::Playback,
+        SignalingKind::WebSocket,
+        Some(failing),
+        Fault::DropSessions,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,11 +301,23 @@ async fn restart_signaling_playback() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delayed_candidates_live() {
     let delay = Fault::DelayCandidates { millis: 800 };
-    check(Mode::Live, SignalingKind::Rest, Some(delay), Fault::DropSessions).await;
+    check(
+        Mode::Live,
+        SignalingKind::Rest,
+        Some(delay),
+        Fault::DropSessions,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delayed_candidates_playback() {
     let delay = Fault::DelayCandidates { millis: 800 };
-    check(Mode::Playback, SignalingKind::WebSocket, Some(delay), Fault::DropSessions).await;
+    check(
+        Mode::Playback,
+        SignalingKind::WebSocket,
+        Some(delay),
+        Fault::DropSessions,
+    )
+    .await;
 }

@@ -8,10 +8,11 @@ use anyhow::{Context, bail};
 use std::time::{Duration, Instant};
 use xprotect_client::diagnostics::ReconnectCounters;
 use xprotect_client::gateway::Gateway;
+use xprotect_client::lasting::{LastingOptions, LastingSession};
 use xprotect_client::login::TokenSource;
 use xprotect_client::record::{FrameLog, OutputFormat, OutputTarget, VideoWriter};
 use xprotect_client::recorder::{self, RecordPlan, RecordStats, StopReason};
-use xprotect_client::session::{Session, SessionOptions};
+use xprotect_client::session::SessionOptions;
 use xprotect_proto::clock::format_rfc3339_millis;
 
 pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
@@ -65,6 +66,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
             .map(|t| t.open().map(FrameLog::new))
             .transpose()?,
     };
+    let options = settings::lasting_options(&args.reconnect, options);
     let stats =
         record_with_commands(gateway, &tokens, options, plan, started, commands, monitor).await?;
     print_summary(&stats, &args.output);
@@ -84,6 +86,7 @@ pub async fn record_with(
         interval: Duration::from_secs(5),
         status_line: false,
     };
+    let options = LastingOptions::new(options);
     record_with_commands(gateway, tokens, options, plan, started, None, no_monitor).await
 }
 
@@ -91,15 +94,22 @@ pub async fn record_with(
 async fn record_with_commands(
     gateway: Gateway,
     tokens: &TokenSource,
-    options: SessionOptions,
+    options: LastingOptions,
     plan: RecordPlan,
     started: Instant,
     commands: Option<CommandSource>,
     monitor: MonitorConfig,
 ) -> anyhow::Result<RecordStats> {
-    let session = Session::start(gateway, tokens, options);
-    // Reconnect counters come with a lasting session; a single session has none.
-    let counters: CounterSource = Box::new(ReconnectCounters::default);
+    let session = LastingSession::start(gateway, tokens, options);
+    let watch = session.counters_watch();
+    let counters: CounterSource = Box::new(move || {
+        let counters = watch.borrow();
+        ReconnectCounters {
+            sessions_started: counters.sessions_started,
+            reconnects: counters.reconnects,
+            replacements: counters.replacements,
+        }
+    });
     let monitor = Monitor::start(
         session.stats_handle(),
         tokens.subscribe(),
