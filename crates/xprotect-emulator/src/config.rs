@@ -57,6 +57,9 @@ pub struct EmulatorConfig {
     /// How long [`RunningEmulator::shutdown`](crate::RunningEmulator::shutdown) waits for open
     /// connections before dropping them.
     pub shutdown_timeout: Duration,
+    /// Offer only TURN relay candidates, from the session's `iceServers`; a session that names
+    /// no usable TURN server fails (`--relay-only`).
+    pub relay_only: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -74,6 +77,7 @@ impl Default for EmulatorConfig {
             rng_seed: None,
             release: Release::default(),
             shutdown_timeout: Duration::from_secs(5),
+            relay_only: false,
         }
     }
 }

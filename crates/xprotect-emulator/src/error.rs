@@ -128,6 +128,7 @@ impl From<MediaError> for EmuError {
                 EmuError::field("candidate", format!("bad ICE candidate: {reason}"))
             }
             error @ MediaError::AudioSpeed(_) => EmuError::field("speed", error.to_string()),
+            error @ MediaError::NoRelay(_) => EmuError::field("iceServers", error.to_string()),
             other => EmuError::Media(other.to_string()),
         }
     }

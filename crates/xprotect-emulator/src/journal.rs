@@ -238,6 +238,28 @@ pub enum JournalEvent {
         /// The session.
         session: String,
     },
+    /// The engine gathered its own candidates from the session's `iceServers`.
+    IceGathered {
+        /// The session.
+        session: String,
+        /// The STUN/TURN URLs the request carried (never the credentials).
+        ice_servers: Vec<String>,
+        /// The candidates offered, as `<type> <address>`.
+        candidates: Vec<String>,
+        /// Servers that gave no candidate, and why.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        failures: Vec<String>,
+    },
+    /// ICE selected the pair DTLS and media take, by candidate type (`host`, `srflx`, `prflx`,
+    /// `relay`).
+    IceSelected {
+        /// The session.
+        session: String,
+        /// The emulator's side.
+        local_type: String,
+        /// The client's side.
+        remote_type: String,
+    },
     /// The session ended.
     Closed {
         /// The session.

@@ -74,6 +74,7 @@ impl AppState {
             bind: config.media_bind,
             cameras: config.cameras.clone(),
             microphones: microphones.clone(),
+            relay_only: config.relay_only,
             ..MediaEngineConfig::default()
         })
         .await?;
@@ -205,11 +206,7 @@ impl AppState {
             .create_session(SessionRequest {
                 session_id: id.0,
                 camera_id: params.device.0,
-                ice_servers: params
-                    .ice_servers
-                    .iter()
-                    .flat_map(|s| s.urls.iter().cloned())
-                    .collect(),
+                ice_servers: params.ice_servers.iter().map(Into::into).collect(),
                 include_audio: params.include_audio,
                 playback: params.playback,
                 stream_id: params.stream.map(|s| s.0),
@@ -527,6 +524,26 @@ async fn forward_media_events(
                 session: session_id.to_string(),
                 last_recording_time: last_recording_unix_ms.map(format_unix_ms),
                 failure,
+            },
+            MediaEvent::IceGathered {
+                session_id,
+                ice_servers,
+                candidates,
+                failures,
+            } => JournalEvent::IceGathered {
+                session: session_id.to_string(),
+                ice_servers,
+                candidates,
+                failures,
+            },
+            MediaEvent::IceSelected {
+                session_id,
+                local_type,
+                remote_type,
+            } => JournalEvent::IceSelected {
+                session: session_id.to_string(),
+                local_type,
+                remote_type,
             },
             MediaEvent::Closed { session_id, reason } => {
                 sessions.remove(SessionId(session_id));

@@ -297,6 +297,58 @@ pub struct StreamArgs {
     /// playback at speed 1), is recorded as a PCMU track in MP4 output.
     #[arg(long, overrides_with = "audio")]
     pub no_audio: bool,
+
+    #[command(flatten)]
+    pub ice: IceArgs,
+}
+
+/// STUN/TURN servers: sent to the gateway for its own gathering (REST `url` / WebSocket `urls`)
+/// and used by our own peer connection.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "ICE")]
+pub struct IceArgs {
+    /// A STUN server, e.g. stun:stun.example.org:3478 (repeatable; comma-separated in the env).
+    #[arg(
+        long = "stun",
+        value_name = "URL",
+        env = "XPROTECT_STUN",
+        value_delimiter = ','
+    )]
+    pub stun: Vec<String>,
+
+    /// A TURN server (UDP), e.g. turn:turn.example.org:3478 (repeatable; comma-separated in
+    /// the env). All TURN servers share --turn-user and --turn-credential.
+    #[arg(
+        long = "turn",
+        value_name = "URL",
+        env = "XPROTECT_TURN",
+        value_delimiter = ','
+    )]
+    pub turn: Vec<String>,
+
+    /// TURN user name.
+    #[arg(
+        long,
+        value_name = "USER",
+        env = "XPROTECT_TURN_USER",
+        requires = "turn"
+    )]
+    pub turn_user: Option<String>,
+
+    /// TURN credential. A secret: prefer the environment variable to the command line (which
+    /// other users can see in the process list).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "XPROTECT_TURN_CREDENTIAL",
+        hide_env_values = true,
+        requires = "turn"
+    )]
+    pub turn_credential: Option<String>,
+
+    /// Only use TURN relay candidates on our side (ICE transport policy "relay"); needs --turn.
+    #[arg(long, requires = "turn")]
+    pub relay_only: bool,
 }
 
 impl StreamArgs {
@@ -327,6 +379,9 @@ pub struct ExportArgs {
     /// Local address for our ICE host candidates (e.g. 127.0.0.1 for a loopback gateway).
     #[arg(long, value_name = "IP", help_heading = "STREAM")]
     pub bind: Option<std::net::IpAddr>,
+
+    #[command(flatten)]
+    pub ice: IceArgs,
 
     /// Start of the range (ISO 8601 with an offset, e.g. 2025-01-15T12:04:50Z).
     #[arg(long, value_name = "TIME", value_parser = parse_time, help_heading = "RANGE")]
@@ -672,6 +727,11 @@ pub struct EmulatorArgs {
     /// Default: two 640x360 cameras at 25 fps. Without a GUID one is derived from the name.
     #[arg(long = "camera", value_name = "SPEC", value_parser = parse_camera)]
     pub cameras: Vec<CameraSpec>,
+
+    /// Offer only TURN relay candidates, allocated on the TURN server each session's
+    /// `iceServers` names; sessions without one fail.
+    #[arg(long)]
+    pub relay_only: bool,
 }
 
 /// A camera given on the command line.

@@ -1,6 +1,6 @@
 //! The second stage of argument handling: environment, password sources and runtime objects.
 
-use crate::cli::{ConnectionArgs, DtlsRoleArg, ReconnectArgs, SignalingArg, StreamArgs};
+use crate::cli::{ConnectionArgs, DtlsRoleArg, IceArgs, ReconnectArgs, SignalingArg, StreamArgs};
 use anyhow::{Context, bail};
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
@@ -8,11 +8,11 @@ use xprotect_client::config_api::ConfigApi;
 use xprotect_client::gateway::{Gateway, GatewayConfig, WsProbe};
 use xprotect_client::lasting::LastingOptions;
 use xprotect_client::login::TokenSource;
-use xprotect_client::media::{DtlsRole, PeerConfig};
+use xprotect_client::media::{DtlsRole, IceServerConfig, PeerConfig};
 use xprotect_client::session::{SessionOptions, SignalingKind};
 use xprotect_client::tls::TlsOptions;
 use xprotect_proto::signal::Credentials;
-use xprotect_proto::wire::{DeviceId, Playback, Secret, SessionParams, StreamId};
+use xprotect_proto::wire::{DeviceId, IceServer, Playback, Secret, SessionParams, StreamId};
 
 /// The environment variable that may hold the password.
 pub const PASSWORD_ENV: &str = "XPROTECT_PASSWORD";
@@ -103,6 +103,16 @@ pub fn session_options(args: &StreamArgs, device: DeviceId) -> anyhow::Result<Se
         speed: args.speed.unwrap_or(1.0),
     });
     params.include_audio = args.include_audio();
+    let ice_servers = ice_servers(&args.ice);
+    // The gateway gathers with them too (PROTOCOL.md §4.5); each transport encodes its dialect.
+    params.ice_servers = ice_servers
+        .iter()
+        .map(|s| IceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone(),
+            credential: s.credential.clone(),
+        })
+        .collect();
     let mut options = SessionOptions::new(params);
     options.signaling = signaling(args.signaling.unwrap_or_default());
     options.peer = PeerConfig {
@@ -111,6 +121,8 @@ pub fn session_options(args: &StreamArgs, device: DeviceId) -> anyhow::Result<Se
             DtlsRoleArg::Active => DtlsRole::Active,
         },
         mdns: args.mdns,
+        ice_servers,
+        relay_only: args.ice.relay_only,
         ..PeerConfig::default()
     };
     if let Some(ip) = args.bind {
@@ -172,6 +184,27 @@ pub async fn adapt_to_gateway(
         }
     }
     Ok(())
+}
+
+/// `--stun` and `--turn` as RTCIceServer entries: one for all STUN URLs, one for all TURN URLs
+/// with the TURN credentials.
+pub fn ice_servers(args: &IceArgs) -> Vec<IceServerConfig> {
+    let mut servers = Vec::new();
+    if !args.stun.is_empty() {
+        servers.push(IceServerConfig {
+            urls: args.stun.clone(),
+            username: None,
+            credential: None,
+        });
+    }
+    if !args.turn.is_empty() {
+        servers.push(IceServerConfig {
+            urls: args.turn.clone(),
+            username: args.turn_user.clone(),
+            credential: args.turn_credential.clone(),
+        });
+    }
+    servers
 }
 
 /// The lasting-session options for `options` from the reconnect flags.

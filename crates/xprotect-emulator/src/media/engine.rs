@@ -16,6 +16,9 @@ use uuid::Uuid;
 
 use super::candidate::IceCandidateInit;
 use super::demux::Demux;
+use super::egress::{Egress, kind_name};
+use super::ice_servers::ResolvedServer;
+use super::relays::{Gathered, Intercepted, Relays};
 use super::session::Session;
 use super::tracks::{DeviceKind, TracksError, choose_tracks};
 use super::{MediaError, MediaEvent, SessionOffer, SessionRequest};
@@ -36,6 +39,10 @@ type Reply<T> = oneshot::Sender<Result<T, MediaError>>;
 pub(crate) enum Command {
     Create {
         req: SessionRequest,
+        /// The request's usable STUN/TURN servers, resolved.
+        servers: Vec<ResolvedServer>,
+        /// Its servers that cannot be used, and why.
+        skipped: Vec<String>,
         reply: Reply<SessionOffer>,
     },
     Answer {
@@ -101,6 +108,16 @@ pub(crate) struct Engine {
     feed_rx: Option<mpsc::Receiver<Feed>>,
     /// Events gathered while handling one input, sent after it.
     pending_events: Vec<MediaEvent>,
+    /// STUN/TURN gathering for sessions being created, and the shared TURN allocations.
+    relays: Relays<PendingCreate>,
+    /// Offer relay candidates only.
+    relay_only: bool,
+}
+
+/// A create request waiting for its candidates.
+pub(crate) struct PendingCreate {
+    req: SessionRequest,
+    reply: Reply<SessionOffer>,
 }
 
 impl Engine {
@@ -114,6 +131,7 @@ impl Engine {
         cameras: Arc<CameraHub>,
         gop_cache: Arc<GopCache>,
         events: mpsc::Sender<MediaEvent>,
+        relay_only: bool,
     ) -> Self {
         let local_addr = socket
             .local_addr()
@@ -135,6 +153,8 @@ impl Engine {
             feed_tx,
             feed_rx: Some(feed_rx),
             pending_events: Vec::new(),
+            relays: Relays::default(),
+            relay_only,
         }
     }
 
@@ -162,9 +182,11 @@ impl Engine {
                 () = tokio::time::sleep_until(deadline) => {}
             }
             self.handle_timeouts();
+            self.service_relays();
             self.reap();
             self.flush_events();
         }
+        self.relays.release_all(&self.socket);
         for session in self.sessions.values_mut() {
             session.close_with("the media engine stopped".to_owned());
         }
@@ -181,14 +203,18 @@ impl Engine {
             .min()
             .unwrap_or(latest)
             .min(latest);
+        let next = self.relays.next_deadline().map_or(next, |r| r.min(next));
         Instant::from_std(next)
     }
 
     fn handle_command(&mut self, command: Command) {
         match command {
-            Command::Create { req, reply } => {
-                let _ = reply.send(self.create(req));
-            }
+            Command::Create {
+                req,
+                servers,
+                skipped,
+                reply,
+            } => self.start_create(req, servers, skipped, reply),
             Command::Answer {
                 session_id,
                 answer_sdp,
@@ -228,7 +254,76 @@ impl Engine {
         }
     }
 
-    fn create(&mut self, req: SessionRequest) -> Result<SessionOffer, MediaError> {
+    /// Creates the session at once, or after gathering from its STUN/TURN servers.
+    fn start_create(
+        &mut self,
+        req: SessionRequest,
+        servers: Vec<ResolvedServer>,
+        skipped: Vec<String>,
+        reply: Reply<SessionOffer>,
+    ) {
+        if self.sessions.contains_key(&req.session_id) {
+            let _ = reply.send(Err(MediaError::DuplicateSession(req.session_id)));
+            return;
+        }
+        let has_turn = servers
+            .iter()
+            .any(|s| matches!(s, ResolvedServer::Turn { .. }));
+        if self.relay_only && !has_turn {
+            let mut reason =
+                "relay-only, and the session's iceServers have no usable TURN server".to_owned();
+            if !skipped.is_empty() {
+                reason = format!("{reason} ({})", skipped.join("; "));
+            }
+            let _ = reply.send(Err(MediaError::NoRelay(reason)));
+            return;
+        }
+        if servers.is_empty() {
+            let gathered = Gathered {
+                failures: skipped,
+                ..Gathered::default()
+            };
+            let _ = reply.send(self.create(req, gathered));
+            return;
+        }
+        let session_id = req.session_id;
+        self.relays.start(
+            session_id,
+            &servers,
+            skipped,
+            PendingCreate { req, reply },
+            std::time::Instant::now(),
+        );
+        self.relays.flush(&self.socket);
+    }
+
+    /// STUN/TURN timers, finished gatherings, and the datagrams they queued.
+    fn service_relays(&mut self) {
+        let now = std::time::Instant::now();
+        self.relays.handle_timeout(now);
+        let host_addrs = self.host_addrs.clone();
+        for (_, pending, gathered) in self.relays.take_finished(now, &host_addrs, self.local_addr) {
+            let session_id = pending.req.session_id;
+            let result = self.create(pending.req, gathered);
+            if result.is_err() {
+                // No session holds the allocations it was gathering with.
+                self.relays.session_ended(session_id, &self.socket);
+            }
+            if let Err(Ok(_offer)) = pending.reply.send(result) {
+                // The caller gave up waiting: nobody will ever answer this offer.
+                if let Some(session) = self.sessions.get_mut(&session_id) {
+                    session.close_with("the creator stopped waiting for the offer".to_owned());
+                }
+            }
+        }
+        self.relays.flush(&self.socket);
+    }
+
+    fn create(
+        &mut self,
+        req: SessionRequest,
+        gathered: Gathered,
+    ) -> Result<SessionOffer, MediaError> {
         if self.sessions.contains_key(&req.session_id) {
             return Err(MediaError::DuplicateSession(req.session_id));
         }
@@ -261,19 +356,45 @@ impl Engine {
                 TracksError::AudioOnlyAtSpeed(speed) => MediaError::AudioSpeed(speed),
             },
         )?;
-        if !req.ice_servers.is_empty() {
-            tracing::debug!(session = %req.session_id, "ICE servers ignored: host candidates only");
+        if self.relay_only && gathered.relays.is_empty() {
+            return Err(MediaError::NoRelay(gathered.failures.join("; ")));
         }
+        let host_addrs: &[SocketAddr] = if self.relay_only {
+            &[]
+        } else {
+            &self.host_addrs
+        };
+        let mut offered: Vec<String> = host_addrs.iter().map(|a| format!("host {a}")).collect();
+        offered.extend(
+            gathered
+                .candidates
+                .iter()
+                .map(|c| format!("{} {}", kind_name(c.kind()), c.addr())),
+        );
         let now = std::time::Instant::now();
         let (mut session, offer) = Session::create(
             req.session_id,
             camera,
             tracks,
             req.playback,
-            &self.host_addrs,
+            host_addrs,
+            gathered.candidates,
+            Egress::new(gathered.relays),
             self.connect_timeout,
             now,
         )?;
+        if !req.ice_servers.is_empty() {
+            self.pending_events.push(MediaEvent::IceGathered {
+                session_id: req.session_id,
+                ice_servers: req
+                    .ice_servers
+                    .iter()
+                    .flat_map(|s| s.urls.iter().cloned())
+                    .collect(),
+                candidates: offered,
+                failures: gathered.failures,
+            });
+        }
         let mut events = Vec::new();
         session.handle_input(Input::Timeout(now), &self.socket, &mut events);
         self.pending_events.extend(events);
@@ -297,6 +418,24 @@ impl Engine {
     }
 
     fn handle_datagram(&mut self, data: &[u8], source: SocketAddr) {
+        match self
+            .relays
+            .handle_datagram(data, source, std::time::Instant::now())
+        {
+            None => self.deliver(data, source, self.local_addr),
+            Some(Intercepted::Consumed) => {}
+            // A peer's datagram through our relay: to the sessions it comes from the peer, to
+            // the relayed address (their relay candidate).
+            Some(Intercepted::Relayed {
+                peer,
+                relayed,
+                payload,
+            }) => self.deliver(payload, peer, relayed),
+        }
+    }
+
+    /// Hands a datagram from `source` to `destination` (one of our candidates) to its session.
+    fn deliver(&mut self, data: &[u8], source: SocketAddr, destination: SocketAddr) {
         let Ok(contents) = data.try_into() else {
             tracing::trace!("unrecognised datagram from {source}");
             return;
@@ -306,7 +445,7 @@ impl Engine {
             Receive {
                 proto: Protocol::Udp,
                 source,
-                destination: self.local_addr,
+                destination,
                 contents,
             },
         );
@@ -399,6 +538,7 @@ impl Engine {
                 continue;
             };
             self.demux.remove_session(id);
+            self.relays.session_ended(id, &self.socket);
             if let Some(player) = &session.player {
                 player.abort();
             }

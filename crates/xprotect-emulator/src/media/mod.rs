@@ -18,11 +18,17 @@
 
 mod candidate;
 mod demux;
+mod egress;
 mod engine;
+mod ice_servers;
 mod mids;
 mod player;
+mod relays;
 mod session;
+mod stun;
+mod stun_client;
 mod tracks;
+mod turn_client;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -33,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use xprotect_proto::wire::Playback;
+use xprotect_proto::wire::{IceServer, Playback, Secret};
 
 use crate::camera::{CameraConfig, CameraHub, EncoderStats, default_cameras};
 use crate::playback::{DEFAULT_GOP_CACHE_BYTES, GopCache, GopCacheStats, RecordingTimeline};
@@ -70,6 +76,10 @@ pub struct MediaEngineConfig {
     /// Microphone id → the camera it is related to. A camera listed here gets an audio track
     /// when the client asks for audio; the microphone's id gives an audio-only session.
     pub microphones: HashMap<Uuid, Uuid>,
+    /// Offer only relay candidates (TURN allocations from the session's `iceServers`), as a
+    /// gateway behind a firewall that only lets its TURN server through; a session without a
+    /// usable TURN server fails.
+    pub relay_only: bool,
 }
 
 impl Default for MediaEngineConfig {
@@ -82,6 +92,7 @@ impl Default for MediaEngineConfig {
             cameras: default_cameras(),
             gop_cache_bytes: DEFAULT_GOP_CACHE_BYTES,
             microphones: HashMap::new(),
+            relay_only: false,
         }
     }
 }
@@ -94,8 +105,9 @@ pub struct SessionRequest {
     /// The device to stream: a camera, or a microphone of
     /// [`MediaEngineConfig::microphones`] for an audio-only session.
     pub camera_id: Uuid,
-    /// STUN/TURN servers from the request. Not used yet: the engine only offers host candidates.
-    pub ice_servers: Vec<String>,
+    /// STUN/TURN servers from the request, for the engine's own gathering: a STUN server gives
+    /// a server-reflexive candidate, a TURN server (UDP, long-term credentials) a relay one.
+    pub ice_servers: Vec<IceServerSpec>,
     /// Whether the client wants audio (`includeAudio`): honoured for cameras with a related
     /// microphone, live or in playback at speed 1.
     pub include_audio: bool,
@@ -118,6 +130,27 @@ impl SessionRequest {
             include_audio: true,
             playback: None,
             stream_id: None,
+        }
+    }
+}
+
+/// One STUN or TURN server of a session request (the wire's `url`/`urls` dialects merged).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IceServerSpec {
+    /// `stun:host[:port]`, `turn:host[:port][?transport=udp]`.
+    pub urls: Vec<String>,
+    /// TURN user name.
+    pub username: Option<String>,
+    /// TURN credential (redacted in `Debug`).
+    pub credential: Option<Secret>,
+}
+
+impl From<&IceServer> for IceServerSpec {
+    fn from(server: &IceServer) -> Self {
+        Self {
+            urls: server.urls.clone(),
+            username: server.username.clone(),
+            credential: server.credential.as_deref().map(Secret::new),
         }
     }
 }
@@ -164,6 +197,27 @@ pub enum MediaEvent {
     Disconnected {
         /// The session.
         session_id: Uuid,
+    },
+    /// The session's own candidates were gathered (its offer carries them).
+    IceGathered {
+        /// The session.
+        session_id: Uuid,
+        /// The URLs of the request's `iceServers` (credentials never leave the engine).
+        ice_servers: Vec<String>,
+        /// The candidates offered, as `<type> <address>` (e.g. `relay 127.0.0.1:50000`).
+        candidates: Vec<String>,
+        /// Servers that gave no candidate, and why.
+        failures: Vec<String>,
+    },
+    /// ICE chose the pair DTLS and media take, by candidate type (`host`, `srflx`, `prflx`,
+    /// `relay`; a server-reflexive local candidate sends from its host base, so shows `host`).
+    IceSelected {
+        /// The session.
+        session_id: Uuid,
+        /// Our side.
+        local_type: String,
+        /// The client's side.
+        remote_type: String,
     },
     /// The session is gone.
     Closed {
@@ -248,6 +302,9 @@ pub enum MediaError {
         /// The cause.
         source: crate::camera::EncodeError,
     },
+    /// The session asked for relay candidates only and no TURN server of its `iceServers` gave one.
+    #[error("no relay candidate: {0}")]
+    NoRelay(String),
     /// The engine task has stopped.
     #[error("the media engine has stopped")]
     EngineGone,
@@ -294,6 +351,7 @@ pub async fn start(
         cameras.clone(),
         gop_cache.clone(),
         event_tx,
+        config.relay_only,
     );
     tokio::spawn(engine.run(command_rx));
     Ok((
@@ -343,9 +401,18 @@ pub struct MediaHandle {
 
 impl MediaHandle {
     /// Creates a session for a camera and returns the offer to send to the client.
+    /// With `iceServers` the offer waits for their candidates (at most a few seconds).
     pub async fn create_session(&self, req: SessionRequest) -> Result<SessionOffer, MediaError> {
-        self.call(|reply| engine::Command::Create { req, reply })
-            .await
+        // Names are resolved here, so the engine task never waits on DNS.
+        let (servers, skipped) =
+            ice_servers::resolve(&req.ice_servers, self.local_addr.is_ipv4()).await;
+        self.call(|reply| engine::Command::Create {
+            req,
+            servers,
+            skipped,
+            reply,
+        })
+        .await
     }
 
     /// Applies the client's answer (SDP text, not JSON-wrapped).

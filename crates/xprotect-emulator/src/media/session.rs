@@ -8,7 +8,6 @@ use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::channel::{ChannelConfig, ChannelId};
 use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
-use str0m::net::Transmit;
 use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
@@ -16,6 +15,7 @@ use uuid::Uuid;
 use xprotect_proto::wire::Playback;
 
 use super::candidate::{IceCandidateInit, local_candidate, remote_candidates};
+use super::egress::Egress;
 use super::mids::MidMap;
 use super::player::Player;
 use super::tracks::Tracks;
@@ -84,6 +84,8 @@ pub(crate) struct Session {
     placeholder_channel: ChannelId,
     /// Client candidates that arrived before the answer.
     early_candidates: Vec<Candidate>,
+    /// Where transmits go: straight, or through a TURN relay for relayed candidates.
+    egress: Egress,
     connect_deadline: Instant,
     disconnected_since: Option<Instant>,
     /// Recording time (Unix ms) of RTP timestamp 0: the first frame sent (live) or the
@@ -105,12 +107,15 @@ pub(crate) struct Session {
 impl Session {
     /// Creates the session's `Rtc` and its offer with `tracks`' sections. For an audio-only
     /// session `camera` is the microphone's camera (whose recordings playback follows).
+    #[allow(clippy::too_many_arguments)] // each is a distinct input of the offer
     pub(crate) fn create(
         id: Uuid,
         camera: Arc<CameraSource>,
         tracks: Tracks,
         playback: Option<Playback>,
         host_addrs: &[SocketAddr],
+        gathered: Vec<Candidate>,
+        egress: Egress,
         connect_timeout: Duration,
         now: Instant,
     ) -> Result<(Self, SessionOffer), MediaError> {
@@ -130,6 +135,12 @@ impl Session {
         for addr in host_addrs {
             let c = Candidate::host(*addr, "udp")
                 .map_err(|e| MediaError::Offer(format!("host candidate {addr}: {e}")))?;
+            if let Some(added) = rtc.add_local_candidate(c) {
+                local.push(added.clone());
+            }
+        }
+        // Server-reflexive and relay candidates from the session's STUN/TURN servers.
+        for c in gathered {
             if let Some(added) = rtc.add_local_candidate(c) {
                 local.push(added.clone());
             }
@@ -197,6 +208,7 @@ impl Session {
             }),
             placeholder_channel,
             early_candidates: Vec::new(),
+            egress,
             connect_deadline: now + connect_timeout,
             disconnected_since: None,
             needs_keyframe: true,
@@ -306,6 +318,7 @@ impl Session {
         twin_ip: Option<IpAddr>,
     ) -> Result<(), MediaError> {
         for c in remote_candidates(init, twin_ip)? {
+            self.egress.remote_candidate(&c);
             if self.phase == Phase::AwaitingAnswer {
                 self.early_candidates.push(c);
             } else {
@@ -557,7 +570,7 @@ impl Session {
                     self.rtc_timeout = t;
                     return;
                 }
-                Ok(Output::Transmit(t)) => send(socket, &t),
+                Ok(Output::Transmit(t)) => self.egress.send(socket, &t),
                 Ok(Output::Event(e)) => self.handle_event(e, events),
                 Err(e) => {
                     tracing::debug!(session = %self.id, "poll failed: {e}");
@@ -583,6 +596,14 @@ impl Session {
                 }
                 self.start_audio_only(Instant::now());
                 events.push(MediaEvent::Connected { session_id });
+                // DTLS has just gone over the nominated pair.
+                if let Some(path) = self.egress.path_types() {
+                    events.push(MediaEvent::IceSelected {
+                        session_id,
+                        local_type: path.local.to_owned(),
+                        remote_type: path.remote.to_owned(),
+                    });
+                }
             }
             Event::IceConnectionStateChange(state) => match state {
                 IceConnectionState::Disconnected if self.disconnected_since.is_none() => {
@@ -649,12 +670,5 @@ fn unix_ms_now() -> i64 {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
         Err(_) => 0,
-    }
-}
-
-fn send(socket: &UdpSocket, t: &Transmit) {
-    // UDP: when the kernel buffer is full the datagram is lost, as on the wire; never block.
-    if let Err(e) = socket.try_send_to(&t.contents, t.destination) {
-        tracing::trace!("datagram to {} dropped: {e}", t.destination);
     }
 }

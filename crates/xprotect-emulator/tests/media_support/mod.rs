@@ -295,6 +295,8 @@ pub fn session_of(e: &MediaEvent) -> Uuid {
         | MediaEvent::Closed { session_id, .. }
         | MediaEvent::FirstFrameSent { session_id, .. }
         | MediaEvent::FirstAudioSent { session_id, .. }
-        | MediaEvent::PlaybackEnded { session_id, .. } => *session_id,
+        | MediaEvent::PlaybackEnded { session_id, .. }
+        | MediaEvent::IceGathered { session_id, .. }
+        | MediaEvent::IceSelected { session_id, .. } => *session_id,
     }
 }

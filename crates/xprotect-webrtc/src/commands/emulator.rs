@@ -22,6 +22,7 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         journal: args.journal,
         rng_seed: args.seed,
         release: args.release,
+        relay_only: args.relay_only,
         ..EmulatorConfig::default()
     };
     if !args.users.is_empty() {

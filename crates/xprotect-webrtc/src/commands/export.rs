@@ -34,6 +34,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
         // Exports are video only (they play at speeds other than 1, where there is no audio).
         audio: false,
         no_audio: true,
+        ice: args.ice.clone(),
     };
     let options = settings::session_options(&stream, device)?;
     let mut plan = ExportPlan::new(args.from, args.to, OutputTarget::parse(&args.output));
