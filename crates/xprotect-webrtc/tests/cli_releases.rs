@@ -158,3 +158,21 @@ async fn a_named_older_release_uses_rest_and_refuses_websocket_asked_for() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains(FALLBACK), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ptz_is_refused_up_front_on_a_release_without_the_commands_channel() {
+    let emulator = common::start_emulator(EmulatorConfig {
+        release: Release::R2024R2,
+        ..EmulatorConfig::ephemeral()
+    })
+    .await;
+    let mut command = common::cli("ptz", &emulator.gateway_url());
+    command
+        .args(["--gateway-release", "2024R2", "--move", "left", "--camera"])
+        .arg(common::first_camera().to_string());
+    let output = common::run_with_password(command, LIMIT).await;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no commands data channel"), "{stderr}");
+    assert!(stderr.contains("2025R1"), "{stderr}");
+}

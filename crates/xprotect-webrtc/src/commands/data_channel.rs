@@ -37,6 +37,14 @@ pub async fn send_on_live_session(
     channel: &DataChannelArgs,
     commands: &[Command],
 ) -> anyhow::Result<()> {
+    if let Some(release) = connection.gateway_release
+        && release.command_envelope().is_none()
+    {
+        bail!(
+            "--gateway-release: XProtect {release} has no commands data channel (PTZ and aux \
+             need 2025R1 or later)"
+        );
+    }
     let (gateway, credentials) = settings::connection(connection)?;
     let tokens = TokenSource::login(gateway.clone(), credentials)
         .await
