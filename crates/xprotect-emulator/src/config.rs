@@ -23,6 +23,10 @@ pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 /// Default refresh-token lifetime (IdentityServer's sliding default is far longer; a day is plenty
 /// for an emulator and keeps the store small).
 pub const DEFAULT_REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// Default time a session streams on after its token expired (PROTOCOL.md §10.7: the gateway
+/// stops media "soon after expiry"; the official sample refreshes 60 s early, so a client that
+/// refreshes at all never gets near it).
+pub const DEFAULT_TOKEN_GRACE: Duration = Duration::from_secs(10);
 
 /// Configuration of an [`Emulator`](crate::Emulator).
 #[derive(Debug, Clone)]
@@ -60,6 +64,21 @@ pub struct EmulatorConfig {
     /// Offer only TURN relay candidates, from the session's `iceServers`; a session that names
     /// no usable TURN server fails (`--relay-only`).
     pub relay_only: bool,
+    /// Token enforcement: a session whose token expired this long ago, and was not replaced,
+    /// stops sending media (ICE stays up). REST sessions move their expiry with each token
+    /// `PATCH`; WebSocket sessions cannot, so they expire with the token they were created with.
+    /// `None` turns enforcement off. Default [`DEFAULT_TOKEN_GRACE`].
+    pub token_grace: Option<Duration>,
+    /// Fault injection: end every session this long after it connected, as a gateway that
+    /// drops sessions does (`None`: never).
+    pub drop_sessions_after: Option<Duration>,
+    /// Fault injection: hold back the server's ICE candidates of every session this long.
+    pub delay_candidates: Option<Duration>,
+    /// Fault injection: answer the first requests to the IDP and API with an error status.
+    pub fail_requests: Option<crate::faults::RequestFailures>,
+    /// Serve the fault control endpoint `POST`/`DELETE /emulator/faults` (off by default: it
+    /// lets anyone who reaches the emulator break it).
+    pub fault_control: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -78,6 +97,11 @@ impl Default for EmulatorConfig {
             release: Release::default(),
             shutdown_timeout: Duration::from_secs(5),
             relay_only: false,
+            token_grace: Some(DEFAULT_TOKEN_GRACE),
+            drop_sessions_after: None,
+            delay_candidates: None,
+            fail_requests: None,
+            fault_control: false,
         }
     }
 }

@@ -272,6 +272,29 @@ pub enum JournalEvent {
         /// The session.
         session: String,
     },
+    /// A session's token expired without a new one (REST `PATCH`) within the grace period: the
+    /// session sends no more media (its ICE and data channel stay up).
+    SessionTokenExpired {
+        /// The session.
+        session: String,
+    },
+    /// A fault was injected (control endpoint, [`crate::FaultControl`] or a scheduled one).
+    FaultInjected {
+        /// The fault and its parameters.
+        fault: crate::faults::Fault,
+    },
+    /// A fault or a schedule ended a session: its media stopped and it is forgotten.
+    SessionDropped {
+        /// The session.
+        session: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The signaling server (HTTP and WebSocket) listens again after an injected restart.
+    SignalingRestarted {
+        /// How long it was down, in milliseconds.
+        down_ms: u64,
+    },
     /// A WebSocket message was refused (answered with an `error` notification).
     WsError {
         /// The session concerned, if known.

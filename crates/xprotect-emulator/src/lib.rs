@@ -17,6 +17,8 @@
 //! - [`playback`]: recorded video with gaps, played at a speed (GOPs encoded once, cached).
 //! - [`http`], [`ws`]: signaling per PROTOCOL.md §1–§3; [`state`]: what both transports share.
 //! - [`journal`]: every protocol event as a JSON line, never with a token or password.
+//! - [`faults`]: fault injection (dropped sessions, closed sockets, failing requests, restarts);
+//!   [`watchdog`]: token enforcement and scheduled session drops.
 //!
 //! Demo credentials: user [`DEFAULT_USER`] with password [`DEFAULT_PASSWORD`] (`admin`/`admin`).
 #![forbid(unsafe_code)]
@@ -28,6 +30,7 @@ pub mod config;
 pub mod devices;
 pub mod emulator;
 pub mod error;
+pub mod faults;
 pub mod http;
 pub mod ids;
 pub mod journal;
@@ -37,11 +40,13 @@ pub mod release;
 pub mod sessions;
 pub mod state;
 pub mod tokens;
+pub mod watchdog;
 pub mod ws;
 
 pub use config::{DEFAULT_PASSWORD, DEFAULT_USER, EmulatorConfig};
 pub use emulator::{Emulator, EmulatorError, RunningEmulator};
 pub use error::EmuError;
+pub use faults::{Fault, FaultControl};
 pub use http::router;
 pub use journal::{Journal, JournalEntry, JournalEvent, Transport};
 pub use release::Release;

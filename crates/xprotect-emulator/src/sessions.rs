@@ -6,6 +6,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
 use xprotect_proto::wire::rest::SessionResponse;
 use xprotect_proto::wire::{DeviceId, IceCandidateInit, Secret, SessionId, SessionParams};
 
@@ -34,6 +37,25 @@ pub struct SessionRecord {
     pub server_candidates: Vec<IceCandidateInit>,
     /// The same, each serialized once so every poll returns byte-identical strings.
     pub server_candidate_strings: Vec<String>,
+    /// Deadlines and hold-backs: token expiry, scheduled drop, candidate delay.
+    pub timers: SessionTimers,
+}
+
+/// The timing facts of a session that the watchdog ([`crate::watchdog`]) and the candidate
+/// hold-back act on.
+#[derive(Debug, Clone, Default)]
+pub struct SessionTimers {
+    /// When the token the session keeps expires (moved by a REST token `PATCH`).
+    pub token_expires_at: Option<Instant>,
+    /// Set once the session's media stopped because that token expired.
+    pub token_expired: bool,
+    /// When ICE and DTLS came up.
+    pub connected_at: Option<Instant>,
+    /// A drop scheduled for this time, with its reason (e.g. the WebSocket carrying the session
+    /// was closed by a fault).
+    pub drop_at: Option<(Instant, String)>,
+    /// The server's candidates are held back until then (fault injection).
+    pub candidates_from: Option<Instant>,
 }
 
 impl SessionRecord {
@@ -47,6 +69,14 @@ impl SessionRecord {
             ..self.echo.clone()
         }
     }
+
+    /// The server candidates a client may see at `now` (none while they are held back).
+    pub fn visible_candidate_strings(&self, now: Instant) -> Vec<String> {
+        match self.timers.candidates_from {
+            Some(from) if now < from => Vec::new(),
+            _ => self.server_candidate_strings.clone(),
+        }
+    }
 }
 
 /// All live sessions. Cheap to clone (shared).
@@ -54,12 +84,15 @@ impl SessionRecord {
 pub struct SessionRegistry {
     // Held only for one map operation at a time, never across an await.
     sessions: Arc<Mutex<HashMap<SessionId, SessionRecord>>>,
+    /// Woken on every change, so the watchdog re-reads the deadlines.
+    changed: Arc<Notify>,
 }
 
 impl SessionRegistry {
     /// Add a session.
     pub fn insert(&self, record: SessionRecord) {
         self.lock().insert(record.id, record);
+        self.changed.notify_one();
     }
 
     /// The session if it exists and belongs to `owner` (another user's session is "not found",
@@ -87,12 +120,55 @@ impl SessionRegistry {
         let mut sessions = self.lock();
         let record = sessions.get_mut(&id).filter(|r| r.owner == owner)?;
         change(record);
-        Some(record.clone())
+        let record = record.clone();
+        drop(sessions);
+        self.changed.notify_one();
+        Some(record)
     }
 
-    /// Forget a session (the media engine closed it).
+    /// Change the timers of a session, whoever owns it (for the emulator's own bookkeeping,
+    /// never for answering a client); false if there is no such session.
+    pub fn update_timers(&self, id: SessionId, change: impl FnOnce(&mut SessionTimers)) -> bool {
+        let found = self
+            .lock()
+            .get_mut(&id)
+            .map(|record| change(&mut record.timers))
+            .is_some();
+        if found {
+            self.changed.notify_one();
+        }
+        found
+    }
+
+    /// Run `inspect` on every session at once (one lock; keep it short). Does not wake the
+    /// watchdog, which is its caller.
+    pub fn with_all<T>(
+        &self,
+        inspect: impl FnOnce(&mut HashMap<SessionId, SessionRecord>) -> T,
+    ) -> T {
+        inspect(&mut self.lock())
+    }
+
+    /// Whether a session exists, whoever owns it.
+    pub fn contains(&self, id: SessionId) -> bool {
+        self.lock().contains_key(&id)
+    }
+
+    /// The ids of every session.
+    pub fn ids(&self) -> Vec<SessionId> {
+        self.lock().keys().copied().collect()
+    }
+
+    /// Woken whenever a session is added, changed or removed.
+    pub fn changed(&self) -> Arc<Notify> {
+        self.changed.clone()
+    }
+
+    /// Forget a session (the media engine closed it, or a fault ended it).
     pub fn remove(&self, id: SessionId) -> Option<SessionRecord> {
-        self.lock().remove(&id)
+        let removed = self.lock().remove(&id);
+        self.changed.notify_one();
+        removed
     }
 
     /// How many sessions exist.

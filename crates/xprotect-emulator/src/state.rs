@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -25,12 +25,14 @@ use crate::camera::{CameraHub, PtzOutcome};
 use crate::config::EmulatorConfig;
 use crate::devices::{DeviceCatalog, format_last_modified};
 use crate::error::EmuError;
+use crate::faults::{FaultState, without_candidates};
 use crate::ids::IdSource;
 use crate::journal::{Journal, JournalEvent, JournalOpenError, Transport};
 use crate::media::{self, MediaEngineConfig, MediaError, MediaEvent, MediaHandle, SessionRequest};
 use crate::release::Release;
-use crate::sessions::{SessionRecord, SessionRegistry};
+use crate::sessions::{SessionRecord, SessionRegistry, SessionTimers};
 use crate::tokens::{TokenOwner, TokenRejection, TokenStore};
+use crate::watchdog::{Watchdog, WatchdogConfig};
 
 /// Everything the handlers share. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -49,6 +51,20 @@ struct Inner {
     catalog: DeviceCatalog,
     cors: bool,
     release: Release,
+    faults: FaultState,
+    /// Enforces token expiry and scheduled drops; stops when the state is dropped.
+    _watchdog: Watchdog,
+}
+
+/// An [`AppState`] that does not keep the emulator alive, for its background tasks.
+#[derive(Debug, Clone)]
+pub(crate) struct WeakAppState(Weak<Inner>);
+
+impl WeakAppState {
+    /// The state, while the emulator exists.
+    pub(crate) fn upgrade(&self) -> Option<AppState> {
+        self.0.upgrade().map(|inner| AppState { inner })
+    }
 }
 
 /// The state could not be set up.
@@ -79,15 +95,22 @@ impl AppState {
         })
         .await?;
         let ids = Arc::new(IdSource::new(config.rng_seed));
+        let sessions = SessionRegistry::default();
+        let watchdog = WatchdogConfig {
+            token_grace: config.token_grace,
+            drop_sessions_after: config.drop_sessions_after,
+        };
         let state = AppState {
-            inner: Arc::new(Inner {
+            // The watchdog acts on the state through a weak reference, so it never keeps the
+            // emulator alive; it only upgrades once a session exists, after construction.
+            inner: Arc::new_cyclic(|weak| Inner {
                 tokens: TokenStore::new(
                     config.users.clone(),
                     config.token_lifetime,
                     config.refresh_token_lifetime,
                     ids.clone(),
                 ),
-                sessions: SessionRegistry::default(),
+                sessions: sessions.clone(),
                 media,
                 journal,
                 ids,
@@ -105,6 +128,8 @@ impl AppState {
                 ),
                 cors: config.cors,
                 release: config.release,
+                faults: FaultState::new(config),
+                _watchdog: Watchdog::spawn(WeakAppState(weak.clone()), sessions, watchdog),
             }),
         };
         state.inner.journal.record(JournalEvent::Started {
@@ -160,6 +185,11 @@ impl AppState {
         self.inner.release
     }
 
+    /// The fault injection settings.
+    pub fn faults(&self) -> &FaultState {
+        &self.inner.faults
+    }
+
     /// A fresh random UUID from the (possibly seeded) id source.
     pub fn new_uuid(&self) -> Uuid {
         self.inner.ids.uuid()
@@ -213,12 +243,20 @@ impl AppState {
             })
             .await?;
         let server_candidates: Vec<IceCandidateInit> = offer.local_candidates.clone();
+        let now = tokio::time::Instant::now();
+        let candidate_delay = self.faults().candidate_delay();
+        let token_expires_at = self.inner.tokens.expires_at(token.expose());
+        let offer_sdp = match candidate_delay {
+            // Held-back candidates must not reach the client inside the offer either.
+            Some(_) => without_candidates(&offer.offer_sdp),
+            None => offer.offer_sdp,
+        };
         let record = SessionRecord {
             id,
             owner: owner.user.clone(),
             token,
             transport,
-            offer_json: SessionDescription::offer(offer.offer_sdp).to_json_string(),
+            offer_json: SessionDescription::offer(offer_sdp).to_json_string(),
             answer_json: None,
             server_candidate_strings: server_candidates
                 .iter()
@@ -227,6 +265,11 @@ impl AppState {
             server_candidates,
             params,
             echo,
+            timers: SessionTimers {
+                token_expires_at,
+                candidates_from: candidate_delay.map(|delay| now + delay),
+                ..SessionTimers::default()
+            },
         };
         self.inner.sessions.insert(record.clone());
         self.journal().record(JournalEvent::SessionCreated {
@@ -343,9 +386,13 @@ impl AppState {
                 "the new token belongs to another user than the session".to_owned(),
             ));
         }
+        let expires_at = self.inner.tokens.expires_at(token.expose());
         self.inner
             .sessions
-            .update(session, owner, |r| r.token = token.clone())
+            .update(session, owner, |r| {
+                r.token = token.clone();
+                r.timers.token_expires_at = expires_at;
+            })
             .ok_or_else(|| not_found(session))
             .inspect(|_| {
                 self.journal().record(JournalEvent::SessionTokenUpdated {
@@ -462,9 +509,14 @@ async fn forward_media_events(
 ) {
     while let Some(event) = events.recv().await {
         let entry = match event {
-            MediaEvent::Connected { session_id } => JournalEvent::Connected {
-                session: session_id.to_string(),
-            },
+            MediaEvent::Connected { session_id } => {
+                sessions.update_timers(SessionId(session_id), |timers| {
+                    timers.connected_at = Some(tokio::time::Instant::now());
+                });
+                JournalEvent::Connected {
+                    session: session_id.to_string(),
+                }
+            }
             MediaEvent::FirstFrameSent {
                 session_id,
                 rtp,

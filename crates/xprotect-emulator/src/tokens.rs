@@ -156,6 +156,12 @@ impl TokenStore {
         Ok(grant.owner.clone())
     }
 
+    /// When a known access token expires (`None` for a token this store never issued, or one
+    /// swept after expiring).
+    pub fn expires_at(&self, token: &str) -> Option<Instant> {
+        self.lock().access.get(token).map(|grant| grant.expires_at)
+    }
+
     /// The lifetime handed out as `expires_in`.
     pub fn access_lifetime(&self) -> Duration {
         self.access_lifetime

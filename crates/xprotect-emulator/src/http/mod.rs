@@ -11,6 +11,7 @@
 
 pub mod config_api;
 pub mod extract;
+pub mod fault_api;
 pub mod idp;
 pub mod rest;
 
@@ -56,9 +57,21 @@ pub fn router(state: AppState) -> Router {
     if state.release().websocket() {
         routes = routes.route("/ws/webrtc/v1", get(socket::upgrade));
     }
+    // Off by default: anyone who reaches it can break the emulator (a plain 404 then).
+    if state.faults().control_endpoint() {
+        routes = routes.route(
+            fault_api::FAULTS_PATH,
+            post(fault_api::inject).delete(fault_api::clear),
+        );
+    }
     let routes = routes
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
+        // Inside the journal layer, so injected failures are journaled like any rejection.
+        .layer(from_fn_with_state(
+            state.clone(),
+            fault_api::fail_injected_requests,
+        ))
         .layer(from_fn_with_state(state.clone(), journal_rejections))
         .with_state(state.clone());
     let normalised = tower::ServiceExt::map_request(routes, normalise_path);

@@ -132,6 +132,6 @@ pub async fn get_candidates(
     let record = state.owned(session, &auth.owner.user)?;
     Ok(Json(IceCandidatesBody {
         session_id: Some(session.to_string()),
-        candidates: Some(record.server_candidate_strings),
+        candidates: Some(record.visible_candidate_strings(tokio::time::Instant::now())),
     }))
 }

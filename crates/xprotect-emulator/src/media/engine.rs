@@ -60,6 +60,10 @@ pub(crate) enum Command {
         session_id: Uuid,
         reply: Reply<()>,
     },
+    StopMedia {
+        session_id: Uuid,
+        reply: Reply<()>,
+    },
     Count {
         reply: Reply<usize>,
     },
@@ -244,6 +248,13 @@ impl Engine {
                 let result = self.with_session(session_id, |s, socket, events| {
                     s.close_with("closed by the signaling layer".to_owned());
                     s.handle_input(Input::Timeout(std::time::Instant::now()), socket, events);
+                    Ok(())
+                });
+                let _ = reply.send(result);
+            }
+            Command::StopMedia { session_id, reply } => {
+                let result = self.with_session(session_id, |s, _, _| {
+                    s.stop_media();
                     Ok(())
                 });
                 let _ = reply.send(result);

@@ -451,6 +451,13 @@ impl MediaHandle {
             .await;
     }
 
+    /// Stops sending RTP on a session for good while its ICE, DTLS and data channel stay up (an
+    /// expired token, or an injected fault).
+    pub async fn stop_media(&self, session_id: Uuid) -> Result<(), MediaError> {
+        self.call(|reply| engine::Command::StopMedia { session_id, reply })
+            .await
+    }
+
     /// The engine's UDP socket address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr

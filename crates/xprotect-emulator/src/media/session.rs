@@ -102,6 +102,9 @@ pub(crate) struct Session {
     rtc_timeout: Instant,
     /// Set once the session is to be removed, with the reason.
     pub(crate) closing: Option<String>,
+    /// No more RTP (video or audio) leaves for this session, while ICE, DTLS and SCTP stay up:
+    /// the gateway's view of an expired token or a stalled stream (see [`Self::stop_media`]).
+    media_stopped: bool,
 }
 
 impl Session {
@@ -215,6 +218,7 @@ impl Session {
             last_keyframe_request: None,
             rtc_timeout: now,
             closing: None,
+            media_stopped: false,
         };
         Ok((
             session,
@@ -286,7 +290,7 @@ impl Session {
     /// Hands the session its playback player, paused at once if ICE is already down.
     pub(crate) fn set_player(&mut self, player: Player) {
         self.player = Some(player);
-        if self.disconnected_since.is_some() {
+        if self.disconnected_since.is_some() || self.media_stopped {
             self.pause_playback();
         }
     }
@@ -302,8 +306,19 @@ impl Session {
 
     /// ICE is back: the player goes on where it stopped (its audio with its next frame).
     fn resume_playback(&mut self) {
-        if let Some(player) = &self.player {
+        if let Some(player) = self.player.as_ref().filter(|_| !self.media_stopped) {
             player.set_paused(false);
+        }
+    }
+
+    /// Stops sending media for good: no video frame or audio packet leaves from now on, while
+    /// str0m keeps answering ICE consent checks and the DTLS/SCTP association (the data channel)
+    /// stays up. A playback's player is paused so it stops encoding for nobody.
+    pub(crate) fn stop_media(&mut self) {
+        self.media_stopped = true;
+        self.stop_audio();
+        if let Some(player) = &self.player {
+            player.set_paused(true);
         }
     }
 
@@ -352,7 +367,7 @@ impl Session {
         socket: &UdpSocket,
         events: &mut Vec<MediaEvent>,
     ) {
-        if self.phase != Phase::Connected || self.closing.is_some() {
+        if self.phase != Phase::Connected || self.closing.is_some() || self.media_stopped {
             return;
         }
         if self.needs_keyframe {
@@ -454,7 +469,11 @@ impl Session {
 
     /// Sends every audio packet that is due at `now`.
     fn send_due_audio(&mut self, now: Instant, socket: &UdpSocket, events: &mut Vec<MediaEvent>) {
-        if self.phase != Phase::Connected || self.closing.is_some() || self.audio_waits_for_video {
+        if self.phase != Phase::Connected
+            || self.closing.is_some()
+            || self.audio_waits_for_video
+            || self.media_stopped
+        {
             return;
         }
         let Self { audio, rtc, id, .. } = self;

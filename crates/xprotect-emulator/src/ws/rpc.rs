@@ -7,10 +7,16 @@
 //! Failures never close the socket: a request that fails gets an error response **and** an
 //! `error` notification (the sample only shows notifications), a notification that fails gets the
 //! notification alone.
+//!
+//! Server candidates held back by a fault ([`crate::Fault::DelayCandidates`]) wait in the
+//! connection: [`WsConnection::next_deferred_at`] says when the socket loop must call
+//! [`WsConnection::take_due`].
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
+
+use tokio::time::Instant;
 
 use serde_json::{Value, json};
 use xprotect_proto::wire::jsonrpc::{
@@ -61,6 +67,8 @@ pub trait WsBackend: Send + Sync {
     ) -> impl Future<Output = Result<(), EmuError>> + Send;
     /// Record a journal event.
     fn journal(&self, event: JournalEvent);
+    /// Whether a session still exists (a dropped one gets no more messages).
+    fn session_alive(&self, session: SessionId) -> bool;
 }
 
 impl WsBackend for AppState {
@@ -114,6 +122,10 @@ impl WsBackend for AppState {
     fn journal(&self, event: JournalEvent) {
         self.journal().record(event);
     }
+
+    fn session_alive(&self, session: SessionId) -> bool {
+        self.sessions().contains(session)
+    }
 }
 
 /// One WebSocket's signaling state.
@@ -124,6 +136,18 @@ pub struct WsConnection {
     /// The envelope of the client's `connect`, used for what the server starts (invite, trickle).
     session_envelope: Envelope,
     pending_invites: HashMap<RpcId, SessionId>,
+    /// The sessions this socket created.
+    sessions: Vec<SessionId>,
+    /// Messages held back until their time (delayed server candidates), in order.
+    deferred: Vec<Deferred>,
+}
+
+/// A message to send at `due` if its session still exists then.
+#[derive(Debug)]
+struct Deferred {
+    due: Instant,
+    session: SessionId,
+    message: RpcMessage,
 }
 
 /// A failure to report: code, message and the session it concerns.
@@ -170,7 +194,31 @@ impl WsConnection {
             owner: None,
             session_envelope: Envelope::JsonRpc2,
             pending_invites: HashMap::new(),
+            sessions: Vec::new(),
+            deferred: Vec::new(),
         }
+    }
+
+    /// The sessions this socket created (`connect`), whether or not they still exist.
+    pub fn sessions(&self) -> &[SessionId] {
+        &self.sessions
+    }
+
+    /// When the earliest held-back message is due, if there is one.
+    pub fn next_deferred_at(&self) -> Option<Instant> {
+        self.deferred.iter().map(|d| d.due).min()
+    }
+
+    /// The held-back messages due at `now`, in the order they were made, without those of
+    /// sessions that ended meanwhile.
+    pub fn take_due<B: WsBackend>(&mut self, backend: &B, now: Instant) -> Vec<RpcMessage> {
+        let (due, later): (Vec<Deferred>, Vec<Deferred>) =
+            self.deferred.drain(..).partition(|d| d.due <= now);
+        self.deferred = later;
+        due.into_iter()
+            .filter(|d| backend.session_alive(d.session))
+            .map(|d| d.message)
+            .collect()
     }
 
     /// Handle one text frame; returns the frames to send, in order.
@@ -308,6 +356,7 @@ impl WsConnection {
             .await?;
         self.owner = Some(owner);
         self.session_envelope = envelope;
+        self.sessions.push(record.id);
         let mut out = Vec::with_capacity(2 + record.server_candidates.len());
         // The sample learns the session id from the connect result, so it must come first.
         if let Some(id) = id {
@@ -330,14 +379,22 @@ impl WsConnection {
             encode_params(&invite),
         ));
         // Objects, not strings: the sample hands `params.candidate` straight to addIceCandidate.
-        out.extend(record.server_candidates.iter().map(|candidate| {
+        let trickles = record.server_candidates.iter().map(|candidate| {
             RpcMessage::call(
                 envelope,
                 None,
                 "trickle",
                 encode_params(&TrickleParams::server(record.id, candidate)),
             )
-        }));
+        });
+        match record.timers.candidates_from {
+            Some(due) => self.deferred.extend(trickles.map(|message| Deferred {
+                due,
+                session: record.id,
+                message,
+            })),
+            None => out.extend(trickles),
+        }
         Ok(out)
     }
 

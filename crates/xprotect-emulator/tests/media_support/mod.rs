@@ -83,6 +83,10 @@ pub struct Answerer {
     pub channel: Option<ChannelId>,
     pub channel_open: bool,
     pub connected: bool,
+    /// STUN datagrams received (binding requests and responses): ICE is alive while they come.
+    pub stun_received: usize,
+    /// The engine closed the connection (DTLS close_notify or SCTP association lost).
+    pub closed: bool,
     next_timeout: Instant,
 }
 
@@ -155,6 +159,8 @@ impl Answerer {
             channel: None,
             channel_open: false,
             connected: false,
+            stun_received: 0,
+            closed: false,
             next_timeout: Instant::now(),
         };
         (answerer, answer, init)
@@ -201,6 +207,7 @@ impl Answerer {
     fn handle_event(&mut self, e: Event) {
         match e {
             Event::Connected => self.connected = true,
+            Event::Closed => self.closed = true,
             Event::MediaData(d) if d.params.spec().codec.is_audio() => {
                 self.audio.push(ReceivedAudio {
                     rtp: d.time.numer(),
@@ -244,6 +251,10 @@ impl Answerer {
             tokio::select! {
                 r = self.socket.recv_from(&mut buf) => {
                     let (n, source) = r.expect("answerer receive");
+                    // RFC 7983: a first byte of 0..=3 is STUN.
+                    if buf.first().is_some_and(|b| *b < 4) {
+                        self.stun_received += 1;
+                    }
                     if let Ok(contents) = buf[..n].try_into() {
                         let input = Input::Receive(Instant::now(), Receive {
                             proto: Protocol::Udp, source, destination: self.addr, contents,
