@@ -59,7 +59,26 @@ pub enum Command {
     #[command(
         long_about = "Run the XProtect API Gateway emulator: identity provider, REST and \
         WebSocket WebRTC signaling, synthetic H.264 cameras showing their recording time. Point \
-        any client (ours, the official sample page, your own) at the printed gateway URL."
+        any client (ours, the official sample page, your own) at the printed gateway URL.\n\n\
+        Token enforcement: a session whose token expired, and was not replaced by a REST \
+        PATCH, stops sending media --token-grace after expiry (ICE stays up; journal: \
+        session_token_expired). WebSocket sessions cannot be refreshed: they expire with the \
+        token they were created with.\n\n\
+        Fault injection, for testing clients: --drop-sessions-after, --delay-candidates and \
+        --fail-requests schedule faults from the start; --fault-control serves \
+        POST /api/emulator/faults with one JSON fault (204; 400 on a bad body) and \
+        DELETE /api/emulator/faults to clear the sticky ones:\n  \
+        {\"fault\":\"drop_sessions\"}  end every session (media stops, REST 404)\n  \
+        {\"fault\":\"close_web_sockets\"}  close every WebSocket (code 1011); its \
+        sessions end 5 s later\n  \
+        {\"fault\":\"stop_media\"}  stop RTP on every session, ICE stays up\n  \
+        {\"fault\":\"http_status\",\"status\":503,\"count\":2}  fail the next IDP/API \
+        requests\n  \
+        {\"fault\":\"delay_candidates\",\"millis\":2000}  hold back the server candidates of \
+        new sessions\n  \
+        {\"fault\":\"restart_signaling\",\"down_millis\":1000}  close the listener and every \
+        WebSocket, forget all sessions, listen again later (tokens survive)\n\
+        Every fault is journaled as fault_injected, every session it ends as session_dropped."
     )]
     Emulator(EmulatorArgs),
     /// Log in at the identity provider and print when the token expires.
@@ -728,6 +747,34 @@ pub struct EmulatorArgs {
     #[arg(long = "camera", value_name = "SPEC", value_parser = parse_camera)]
     pub cameras: Vec<CameraSpec>,
 
+    /// Seconds a session streams on after its token expired without a REST token PATCH; then
+    /// its media stops (ICE stays up). WebSocket sessions expire with their creation token.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, default_value = "10")]
+    pub token_grace: Duration,
+
+    /// Never stop a session's media because its token expired.
+    #[arg(long, conflicts_with = "token_grace")]
+    pub no_token_enforcement: bool,
+
+    /// Fault: end every session SECS seconds after it connected (media stops, REST answers 404).
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub drop_sessions_after: Option<Duration>,
+
+    /// Fault: hold back the server's ICE candidates of every session by MS milliseconds (the
+    /// offer carries none; REST polling and WebSocket trickles deliver them late).
+    #[arg(long, value_name = "MS", value_parser = parse_millis)]
+    pub delay_candidates: Option<Duration>,
+
+    /// Fault: answer the first COUNT requests to the IDP and API with STATUS (400-599) and a
+    /// JSON error body, e.g. 503:2.
+    #[arg(long, value_name = "STATUS:COUNT")]
+    pub fail_requests: Option<xprotect_emulator::faults::RequestFailures>,
+
+    /// Serve the fault control endpoint POST/DELETE /api/emulator/faults (see above). Anyone
+    /// who reaches the emulator can then break it; keep it on loopback.
+    #[arg(long)]
+    pub fault_control: bool,
+
     /// Offer only TURN relay candidates, allocated on the TURN server each session's
     /// `iceServers` names; sessions without one fail.
     #[arg(long)]
@@ -1022,6 +1069,14 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         .ok()
         .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
         .ok_or_else(|| format!("`{text}` is not a number of seconds, e.g. 10 or 2.5"))
+}
+
+/// Whole milliseconds (`1500`).
+fn parse_millis(text: &str) -> Result<Duration, String> {
+    text.trim()
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("`{text}` is not a number of milliseconds, e.g. 1500"))
 }
 
 fn parse_user(text: &str) -> Result<(String, String), String> {

@@ -22,6 +22,11 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         journal: args.journal,
         rng_seed: args.seed,
         release: args.release,
+        token_grace: (!args.no_token_enforcement).then_some(args.token_grace),
+        drop_sessions_after: args.drop_sessions_after,
+        delay_candidates: args.delay_candidates,
+        fail_requests: args.fail_requests,
+        fault_control: args.fault_control,
         relay_only: args.relay_only,
         ..EmulatorConfig::default()
     };
@@ -65,6 +70,12 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
             camera.id, camera.name, camera.width, camera.height, camera.fps
         );
         println!("    recordings (for playback): {}", camera.recordings);
+    }
+    if args.fault_control {
+        println!(
+            "  fault control: POST/DELETE {}/emulator/faults",
+            emulator.gateway_url()
+        );
     }
     println!("press Ctrl-C to stop");
     super::interrupted().await;
