@@ -419,6 +419,19 @@ pub struct StatsSampler {
     started: Instant,
     previous: Option<(Instant, u64, u64)>,
     last: Option<SessionStats>,
+    /// What earlier gateway sessions counted (a lasting session replaces them; each new one
+    /// counts from zero).
+    earlier: Totals,
+}
+
+/// Counters summed over gateway sessions that ended.
+#[derive(Debug, Clone, Copy, Default)]
+struct Totals {
+    frames: u64,
+    keyframes: u64,
+    bytes: u64,
+    warnings: u64,
+    packets_lost: i64,
 }
 
 impl StatsSampler {
@@ -428,11 +441,15 @@ impl StatsSampler {
             started,
             previous: None,
             last: None,
+            earlier: Totals::default(),
         }
     }
 
     /// A snapshot taken at `now` (`wall` on the wall clock). `session` is `None` when the
-    /// session could not be asked: the counters then repeat the last known values.
+    /// session could not be asked: the counters then repeat the last known values. When the
+    /// report comes from another gateway session than the last one (a reconnect or a
+    /// replacement), the last one's counts are kept, so the totals only grow; what the old
+    /// session delivered after its last report is not counted.
     pub fn sample(
         &mut self,
         now: Instant,
@@ -443,9 +460,29 @@ impl StatsSampler {
         is_final: bool,
     ) -> StatsSnapshot {
         if let Some(stats) = &session {
+            if let Some(last) = &self.last
+                && last.session_id.is_some()
+                && last.session_id != stats.session_id
+            {
+                self.earlier.frames += last.frames;
+                self.earlier.keyframes += last.keyframes;
+                self.earlier.bytes += last.video_bytes;
+                self.earlier.warnings += last.warnings;
+                self.earlier.packets_lost += last.peer.as_ref().map_or(0, PeerStats::packets_lost);
+            }
             self.last = Some(stats.clone());
         }
-        let known = self.last.clone().unwrap_or_default();
+        let current = self.last.clone().unwrap_or_default();
+        let earlier = self.earlier;
+        let known = SessionStats {
+            frames: earlier.frames + current.frames,
+            keyframes: earlier.keyframes + current.keyframes,
+            video_bytes: earlier.bytes + current.video_bytes,
+            warnings: earlier.warnings + current.warnings,
+            ..current
+        };
+        let packets_lost =
+            earlier.packets_lost + known.peer.as_ref().map_or(0, PeerStats::packets_lost);
         let (since, frames_before, bytes_before) = self.previous.unwrap_or((self.started, 0, 0));
         let interval = now.saturating_duration_since(since).as_secs_f64();
         let rate = |delta: u64| {
@@ -468,7 +505,7 @@ impl StatsSampler {
             bitrate_bps,
             fps,
             last_frame_time: known.last_frame_time,
-            packets_lost: known.peer.as_ref().map_or(0, PeerStats::packets_lost),
+            packets_lost,
             reconnect,
             token_refreshes,
             warnings: known.warnings,
@@ -670,5 +707,50 @@ mod tests {
         assert_eq!(json["final"], true);
         assert_eq!(json["reconnects"], 0);
         assert_eq!(json["elapsed_s"], 5.0);
+    }
+
+    #[test]
+    fn sampler_totals_keep_growing_across_gateway_sessions() {
+        let start = Instant::now();
+        let wall = OffsetDateTime::UNIX_EPOCH;
+        let mut sampler = StatsSampler::new(start);
+        let stats = |id: &str, frames| SessionStats {
+            session_id: Some(id.to_owned()),
+            frames,
+            video_bytes: frames * 1000,
+            ..SessionStats::default()
+        };
+        let none = ReconnectCounters::default();
+        let first = sampler.sample(
+            start + Duration::from_secs(1),
+            wall,
+            Some(stats("a", 25)),
+            none,
+            0,
+            false,
+        );
+        assert_eq!(first.frames, 25);
+        // A reconnect: the new session counts from zero.
+        let second = sampler.sample(
+            start + Duration::from_secs(2),
+            wall,
+            Some(stats("b", 10)),
+            none,
+            0,
+            false,
+        );
+        assert_eq!(second.frames, 35);
+        assert_eq!(second.bytes, 35_000);
+        assert_eq!(second.fps, 10.0);
+        let third = sampler.sample(
+            start + Duration::from_secs(3),
+            wall,
+            Some(stats("b", 35)),
+            none,
+            0,
+            false,
+        );
+        assert_eq!(third.frames, 60);
+        assert_eq!(third.fps, 25.0);
     }
 }
