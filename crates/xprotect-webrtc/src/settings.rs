@@ -174,6 +174,15 @@ pub async fn adapt_to_gateway(
                  before 2025R1); using REST"
             );
             options.signaling = SignalingKind::Rest;
+            // Audio and microphones came with 2025R2, later still: ask for no audio track, and
+            // refuse a microphone rather than record an empty file.
+            if microphone {
+                bail!(
+                    "the device is a microphone, and a gateway without WebSocket signaling \
+                     (before 2025R1) cannot stream microphones (2025R2 and later)"
+                );
+            }
+            options.params.include_audio = false;
         }
         // Anything else is not about the release; the session reports it in context.
         WsProbe::Refused { status } => {

@@ -14,9 +14,18 @@ const LIMIT: Duration = Duration::from_secs(90);
 /// The fallback notice `record` prints once.
 const FALLBACK: &str = "no WebSocket signaling (HTTP 404";
 
-/// `record` of 2 s on an emulator of `release`, with auto-detected signaling; returns stderr and
-/// the frame times written.
-async fn record_on(release: Release) -> (Release, String, usize, bool) {
+/// What one recording showed.
+struct Outcome {
+    release: Release,
+    stderr: String,
+    frames: usize,
+    over_ws: bool,
+    audio_track: bool,
+}
+
+/// `record` of 2 s on an emulator of `release`, with auto-detected signaling (audio asked for,
+/// as by default).
+async fn record_on(release: Release) -> Outcome {
     let emulator = common::start_emulator(EmulatorConfig {
         release,
         ..EmulatorConfig::ephemeral()
@@ -25,12 +34,13 @@ async fn record_on(release: Release) -> (Release, String, usize, bool) {
     let mut journal = common::JournalWatch::new(&emulator);
     let dir = tempfile::tempdir().unwrap();
     let times = dir.path().join("times.jsonl");
+    let video = dir.path().join("video.mp4");
     let mut command = common::cli("record", &emulator.gateway_url());
     command
         .args(["--bind", "127.0.0.1", "--duration", "2s", "--camera"])
         .arg(common::first_camera().to_string())
         .args(["-o"])
-        .arg(dir.path().join("video.mp4"))
+        .arg(&video)
         .arg("--frame-times")
         .arg(&times);
     let output = common::run_with_password(command, LIMIT).await;
@@ -50,15 +60,53 @@ async fn record_on(release: Release) -> (Release, String, usize, bool) {
             }
         )
     });
-    (release, stderr, frames, over_ws)
+    Outcome {
+        release,
+        stderr,
+        frames,
+        over_ws,
+        audio_track: has_audio_track(&video),
+    }
+}
+
+fn has_audio_track(path: &std::path::Path) -> bool {
+    let output = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "a",
+            "-show_entries",
+            "stream=index",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe must be installed (apt-get install ffmpeg); .ci/run installs it");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    !output.stdout.is_empty()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_release_records_with_detected_signaling() {
     // All at once: each is 2 s of real WebRTC, and a release's result does not depend on another.
     let results = futures_util::future::join_all(Release::ALL.map(record_on)).await;
-    for (release, stderr, frames, over_ws) in results {
+    for Outcome {
+        release,
+        stderr,
+        frames,
+        over_ws,
+        audio_track,
+    } in results
+    {
         assert!(frames >= 25, "{release}: {frames} frames\n{stderr}");
+        if release == Release::R2025R2 {
+            assert!(audio_track, "the camera's microphone is recorded on 2025R2");
+        }
         if release.websocket() {
             assert!(!stderr.contains(FALLBACK), "{release}: {stderr}");
             assert!(over_ws, "{release} has WebSocket signaling: it is used");
@@ -69,6 +117,8 @@ async fn every_release_records_with_detected_signaling() {
                 "{release}: said once:\n{stderr}"
             );
             assert!(!over_ws, "{release}");
+            // Detected as older than 2025R1, so older than audio (2025R2): no audio track.
+            assert!(!audio_track, "{release}: no empty audio track");
         }
     }
 }
