@@ -183,7 +183,12 @@ pub enum Command {
     Bench(BenchArgs),
     /// Check a gateway step by step and explain what fails and what to do.
     #[command(
-        long_about = "Check the way from here to video, step by step, each printed as ok or         FAIL with an explanation and what to do: DNS and TCP, TLS, the identity provider, the         login, the WebSocket endpoint (2025R1+) or REST only, the Config API's cameras, a test         session to the first keyframe with its timing, the ICE candidates of both sides and the         pair in use, and the gateway's CORS answer for browsers. Ends with the connectivity         failure modes that apply. Exit code 0 when every step passed, 1 otherwise."
+        long_about = "Check the way from here to video, step by step, each printed as ok or \
+        FAIL with an explanation and what to do: DNS and TCP, TLS, the identity provider, the \
+        login, the WebSocket endpoint (2025R1+) or REST only, the Config API's cameras, a test \
+        session to the first keyframe with its timing, the ICE candidates of both sides and the \
+        pair in use, and the gateway's CORS answer for browsers. Ends with the connectivity \
+        failure modes that apply. Exit code 0 when every step passed, 1 otherwise."
     )]
     Doctor(DoctorArgs),
     /// One load step of `bench` in a fresh process (internal: `bench` starts it).
