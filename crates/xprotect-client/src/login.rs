@@ -1,8 +1,9 @@
 //! Logging in and keeping the token fresh: the IO driver around the sans-IO [`TokenKeeper`].
 
 use crate::gateway::Gateway;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use xprotect_proto::signal::{Credentials, LoginError, TokenEvent, TokenKeeper, TokenOutput};
 use xprotect_proto::wire::Secret;
@@ -31,7 +32,22 @@ pub enum TokenState {
 #[derive(Debug)]
 pub struct TokenSource {
     state: watch::Receiver<TokenState>,
+    rejected: TokenRejections,
     task: JoinHandle<()>,
+}
+
+/// Tells the token task that the gateway refused the current token (HTTP 401), so that it is
+/// renewed now rather than at its scheduled time. Cheap to clone; see
+/// [`TokenSource::rejections`].
+#[derive(Debug, Clone, Default)]
+pub struct TokenRejections(Arc<Notify>);
+
+impl TokenRejections {
+    /// The gateway refused the current token.
+    pub fn report(&self) {
+        // A stored permit: a report while the task is busy is seen when it next waits.
+        self.0.notify_one();
+    }
 }
 
 impl Drop for TokenSource {
@@ -44,9 +60,11 @@ impl TokenSource {
     /// Log in and return once the first token is there (or the login failed).
     pub async fn login(gateway: Gateway, credentials: Credentials) -> Result<Self, LoginError> {
         let (tx, mut rx) = watch::channel(TokenState::Pending);
-        let task = tokio::spawn(drive(gateway, credentials, tx));
+        let rejected = TokenRejections::default();
+        let task = tokio::spawn(drive(gateway, credentials, tx, rejected.clone()));
         let source = TokenSource {
             state: rx.clone(),
+            rejected,
             task,
         };
         loop {
@@ -78,9 +96,19 @@ impl TokenSource {
     pub fn subscribe(&self) -> watch::Receiver<TokenState> {
         self.state.clone()
     }
+
+    /// Where sessions report a refused token.
+    pub fn rejections(&self) -> TokenRejections {
+        self.rejected.clone()
+    }
 }
 
-async fn drive(gateway: Gateway, credentials: Credentials, tx: watch::Sender<TokenState>) {
+async fn drive(
+    gateway: Gateway,
+    credentials: Credentials,
+    tx: watch::Sender<TokenState>,
+    rejected: TokenRejections,
+) {
     let mut keeper = TokenKeeper::new(credentials);
     keeper.start(Instant::now());
     let mut refreshes = 0;
@@ -119,10 +147,15 @@ async fn drive(gateway: Gateway, credentials: Credentials, tx: watch::Sender<Tok
             }
             TokenOutput::Timeout(at, _) => {
                 tokio::select! {
-                    _ = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => {}
+                    _ = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => {
+                        keeper.handle_timeout(Instant::now());
+                    }
+                    () = rejected.0.notified() => {
+                        tracing::debug!("the gateway refused the access token; renewing it now");
+                        keeper.token_rejected(Instant::now());
+                    }
                     _ = tx.closed() => return,
                 }
-                keeper.handle_timeout(Instant::now());
             }
         }
     }

@@ -120,6 +120,7 @@ pub struct TokenKeeper {
     retry_delay: Duration,
     outputs: std::collections::VecDeque<TokenOutput>,
     failed: bool,
+    last_forced: Option<Instant>,
 }
 
 /// Refresh this long before expiry at most (the sample's margin).
@@ -128,6 +129,9 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 const REFRESH_FRACTION: f64 = 0.8;
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(30);
+/// A token the gateway refuses is renewed at once, but not more often than this: a fresh token
+/// refused again means something a new token does not fix (permissions), not a stale one.
+const FORCED_RENEWAL_SPACING: Duration = Duration::from_secs(10);
 
 impl TokenKeeper {
     /// A keeper for these credentials; call [`TokenKeeper::start`] to log in.
@@ -142,6 +146,7 @@ impl TokenKeeper {
             retry_delay: FIRST_RETRY,
             outputs: Default::default(),
             failed: false,
+            last_forced: None,
         }
     }
 
@@ -150,6 +155,30 @@ impl TokenKeeper {
         if self.in_flight.is_none() && self.expires_at.is_none() && !self.failed {
             self.send(Attempt::FirstLogin);
         }
+    }
+
+    /// The gateway refused the current access token (HTTP 401) before its expiry: a restarted
+    /// gateway that forgot it, clock skew, revocation. Renew it now (refresh grant, or a new login
+    /// without a refresh token) instead of at the scheduled time; at most once per
+    /// `FORCED_RENEWAL_SPACING`, and never while a request is in flight.
+    pub fn token_rejected(&mut self, now: Instant) {
+        if self.failed || self.in_flight.is_some() || self.expires_at.is_none() {
+            return;
+        }
+        if self
+            .last_forced
+            .is_some_and(|at| now.saturating_duration_since(at) < FORCED_RENEWAL_SPACING)
+        {
+            return;
+        }
+        self.last_forced = Some(now);
+        self.wake_at = None;
+        let attempt = if self.refresh_token.is_some() {
+            Attempt::Refresh
+        } else {
+            Attempt::Relogin
+        };
+        self.send(attempt);
     }
 
     /// When the refresh for a token of `lifetime` issued at `issued` is due.
@@ -502,6 +531,39 @@ mod tests {
             panic!()
         };
         k.handle_timeout(due);
+        assert!(next_request(&mut k).1.starts_with("grant_type=password"));
+    }
+
+    #[test]
+    fn a_rejected_token_is_renewed_at_once_but_not_in_a_storm() {
+        let t0 = Instant::now();
+        let mut k = keeper();
+        k.start(t0);
+        let (id, _) = next_request(&mut k);
+        k.handle_http_response(t0, id, token("a1", 3600, Some("r1")));
+        next_event(&mut k);
+
+        let t1 = t0 + Duration::from_secs(5);
+        k.token_rejected(t1);
+        let (id, form) = next_request(&mut k);
+        assert!(form.starts_with("grant_type=refresh_token"), "{form}");
+        // Reported again while the renewal is in flight, or right after it: nothing more.
+        k.token_rejected(t1);
+        k.handle_http_response(t1, id, token("a2", 3600, Some("r2")));
+        assert!(matches!(
+            next_event(&mut k),
+            TokenEvent::Issued { refreshed: true, .. }
+        ));
+        k.token_rejected(t1 + Duration::from_secs(1));
+        assert!(matches!(k.poll_output(), TokenOutput::Timeout(..)));
+        // Later, a refusal renews again; without a refresh token by logging in.
+        let t2 = t1 + FORCED_RENEWAL_SPACING;
+        k.token_rejected(t2);
+        let (id, form) = next_request(&mut k);
+        assert!(form.starts_with("grant_type=refresh_token"), "{form}");
+        k.handle_http_response(t2, id, token("a3", 3600, None));
+        next_event(&mut k);
+        k.token_rejected(t2 + FORCED_RENEWAL_SPACING);
         assert!(next_request(&mut k).1.starts_with("grant_type=password"));
     }
 

@@ -2,15 +2,30 @@
 
 use serde::{Deserialize, Serialize};
 
-/// One STUN or TURN server.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// One STUN or TURN server. `Debug` leaves the credential out.
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct IceServer {
     /// `stun:host:port` or `turn:host:port?transport=udp`; the browser form allows several.
     pub urls: Vec<String>,
     /// TURN user name.
     pub username: Option<String>,
-    /// TURN credential. Kept out of `Debug` output of the types that hold it.
+    /// TURN credential. Kept out of `Debug` output.
     pub credential: Option<String>,
+}
+
+impl std::fmt::Debug for IceServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceServer")
+            .field("urls", &self.urls)
+            .field("username", &self.username)
+            .field("credential", &redacted(&self.credential))
+            .finish()
+    }
+}
+
+/// What `Debug` shows of a credential: whether there is one.
+fn redacted(credential: &Option<String>) -> Option<&'static str> {
+    credential.as_ref().map(|_| "<redacted>")
 }
 
 /// Which key a message uses for the server address (PROTOCOL.md §2.1 vs §3.4).
@@ -22,8 +37,9 @@ pub enum IceServerDialect {
     WsUrls,
 }
 
-/// The object as it travels: accepts `url` or `urls`, each a string or a list.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// The object as it travels: accepts `url` or `urls`, each a string or a list. `Debug` leaves
+/// the credential out.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct IceServerWire {
     /// REST key.
     #[serde(
@@ -47,6 +63,17 @@ pub struct IceServerWire {
     /// TURN credential.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
+}
+
+impl std::fmt::Debug for IceServerWire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceServerWire")
+            .field("url", &self.url)
+            .field("urls", &self.urls)
+            .field("username", &self.username)
+            .field("credential", &redacted(&self.credential))
+            .finish()
+    }
 }
 
 /// One URL goes out as a plain string, as the sample sends it; several as a list.
@@ -100,6 +127,20 @@ impl From<IceServerWire> for IceServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_credential() {
+        let server = IceServer {
+            urls: vec!["turn:relay:3478".into()],
+            username: Some("user".into()),
+            credential: Some("s3cret-turn".into()),
+        };
+        let wire = IceServer::to_wire(std::slice::from_ref(&server), IceServerDialect::WsUrls);
+        for text in [format!("{server:?}"), format!("{wire:?}")] {
+            assert!(!text.contains("s3cret-turn"), "{text}");
+            assert!(text.contains("<redacted>") && text.contains("user"), "{text}");
+        }
+    }
 
     #[test]
     fn rest_uses_singular_url_and_ws_uses_urls() {
