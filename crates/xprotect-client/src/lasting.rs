@@ -22,6 +22,13 @@
 //!   until the new one's stream is spliced in (same bytes: at the first frame the old has not
 //!   delivered; otherwise at the new one's first keyframe), then it is closed. REST sessions get
 //!   the new token PATCHed by [`Session`] itself.
+//! - **Signaling loss.** A WebSocket session whose socket closes after setup
+//!   ([`SessionEvent::SignalingLost`]) keeps its media for now, but the gateway ends it once it
+//!   notices, and it can no longer be closed politely: a replacement starts at once, make-
+//!   before-break as on a token refresh, so a closed socket costs no frame while the media
+//!   lasts (a replacement that cannot connect goes through the backoff meanwhile). A gateway
+//!   that ends the media itself (DTLS `close_notify`, closing the `commands` channel) ends the
+//!   session at once as a loss ([`crate::media::PeerError::ClosedByGateway`]).
 //!
 //! Frame times are continuous for the consumer: `media_ms` counts from the first delivered
 //! frame's session start reference across all sessions, and the times of a session whose clock
@@ -228,6 +235,8 @@ struct Running {
     token_refreshes: u64,
     /// Whether it delivered anything (a video frame or audio).
     delivered: bool,
+    /// Its signaling WebSocket closed after setup: media may flow on, but it is doomed.
+    signaling_lost: bool,
 }
 
 enum Slot {
@@ -371,6 +380,7 @@ impl Driver {
             commands_ready: false,
             token_refreshes,
             delivered: false,
+            signaling_lost: false,
         }
     }
 
@@ -491,6 +501,9 @@ impl Driver {
                 }
             }
             Some(SessionEvent::Warning(warning)) => self.emit(SessionEvent::Warning(warning)).await,
+            Some(SessionEvent::SignalingLost(reason)) => {
+                self.on_signaling_lost(&slot, reason).await
+            }
             // Only lasting sessions emit these.
             Some(SessionEvent::Reconnecting { .. } | SessionEvent::Resumed { .. }) => {}
             Some(SessionEvent::Ended(result)) => return self.on_ended(slot, key, result).await,
@@ -500,6 +513,46 @@ impl Driver {
             }
         }
         Flow::Continue
+    }
+
+    /// A session's signaling WebSocket closed after setup: its media may flow on, but the
+    /// gateway ends it once it notices its owner is gone, and it can no longer be closed
+    /// politely; so it is replaced at once, make-before-break as on a token refresh.
+    async fn on_signaling_lost(&mut self, slot: &Slot, reason: String) {
+        if let Some(running) = self.slot_mut(slot) {
+            running.signaling_lost = true;
+        }
+        let replacing = if self.options.reconnect {
+            "; starting a replacement session"
+        } else {
+            ""
+        };
+        self.emit(SessionEvent::Warning(format!(
+            "the signaling WebSocket closed ({reason}){replacing}"
+        )))
+        .await;
+        self.replace_if_signaling_lost();
+    }
+
+    /// Starts a replacement when the current session has lost its signaling and nothing else
+    /// will replace it: no candidate that still has its signaling, no reconnect scheduled.
+    fn replace_if_signaling_lost(&mut self) {
+        let current_lost = self.current.as_ref().is_some_and(|c| c.signaling_lost);
+        let candidate_usable = self.candidate.as_ref().is_some_and(|c| !c.signaling_lost);
+        if !current_lost
+            || candidate_usable
+            || !self.options.reconnect
+            || self.reconnect_at.is_some()
+        {
+            return;
+        }
+        if let Some(doomed) = self.candidate.take() {
+            // It lost its signaling too; starting the next one supersedes it in the handover.
+            close_in_background(doomed.session);
+        }
+        tracing::debug!("signaling lost: starting a replacement session");
+        let options = self.continuation(self.options.playback_lead);
+        self.candidate = Some(self.start_session(options));
     }
 
     async fn on_audio(&mut self, key: SessionKey, packet: AudioPacket) {
@@ -641,7 +694,12 @@ impl Driver {
                         } else {
                             CommandsChannelState::Pending
                         });
+                        // A session that lost its signaling while it was the candidate.
+                        self.replace_if_signaling_lost();
                     }
+                    // Before the new session's first frame goes out: a consumer that reads the
+                    // counters on each frame sees the switch at the right one.
+                    self.publish_counters();
                 }
                 HandoverOutput::Close { session, reason } => {
                     if let Some(running) = self.take_running(session) {

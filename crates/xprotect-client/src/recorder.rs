@@ -172,6 +172,15 @@ pub async fn record(
                     stats.warnings.push(warning);
                 }
             }
+            // A plain session records on while its media flows (a lasting one replaces it and
+            // says so as a warning).
+            Some(SessionEvent::SignalingLost(reason)) => {
+                let warning = format!("the signaling WebSocket closed ({reason})");
+                tracing::debug!("{warning}");
+                if stats.warnings.len() < 100 {
+                    stats.warnings.push(warning);
+                }
+            }
             Some(SessionEvent::Reconnecting {
                 attempt,
                 delay,

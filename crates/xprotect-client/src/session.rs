@@ -5,7 +5,7 @@
 //!  Session::start ──► driver task ──┬─ Signaling (sans IO) ◄──► Gateway (HTTP / WebSocket)
 //!                                   ├─ Peer (webrtc-rs)  ──► RTP ──► H264Depacketizer ──► FrameClock
 //!                                   └─ TokenSource watch (REST: PATCH the new token)
-//!  SessionEvent::{Created, Connected, Video, Audio, Warning, Ended} ◄── mpsc
+//!  SessionEvent::{Created, Connected, Video, Audio, Warning, SignalingLost, Ended} ◄── mpsc
 //! ```
 
 use crate::commands::{CommandSender, CommandsChannelState};
@@ -108,6 +108,18 @@ pub enum SessionEvent {
     Audio(AudioPacket),
     /// Something odd that does not end the session (gateway error notifications, dropped frames).
     Warning(String),
+    /// The signaling WebSocket closed after the session was set up (the text says how). The
+    /// media keeps flowing for now (ONVIF: the peer connection survives signaling), but the
+    /// session can no longer be closed politely nor take a candidate, and a gateway ends it
+    /// once it notices its owner is gone. A [`crate::lasting::LastingSession`] starts a
+    /// replacement at once (make-before-break) and reports this as a warning.
+    ///
+    /// REST sessions never report it: REST has no connection to lose. Their candidate polls
+    /// failing after setup are warnings only: a poll says nothing about the media path, and a
+    /// gateway that dropped the session also ends its media (DTLS `close_notify`, the
+    /// `commands` channel closing, or silence), which the peer notices at least as soon as the
+    /// next poll (every 2 s once connected) would.
+    SignalingLost(String),
     /// A lasting session lost its gateway session and starts another after `delay`
     /// ([`crate::lasting::LastingSession`] only).
     Reconnecting {
@@ -561,6 +573,10 @@ impl Driver {
                     "gateway: {message} (code {code})"
                 )))
                 .await
+            }
+            SignalEvent::SignalingLost(reason) => {
+                tracing::debug!(%reason, "signaling lost; the media lives on");
+                self.emit(SessionEvent::SignalingLost(reason)).await
             }
             SignalEvent::Failed(error) => return Err(error.into()),
         }

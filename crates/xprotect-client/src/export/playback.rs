@@ -76,6 +76,10 @@ impl PlaybackStream {
                     self.last_activity = tokio::time::Instant::now();
                 }
                 Some(SessionEvent::Warning(warning)) => warn(warning),
+                // The media carries on; the export ends as it would (quiet, or the session ending).
+                Some(SessionEvent::SignalingLost(reason)) => {
+                    warn(format!("the signaling WebSocket closed ({reason})"))
+                }
                 Some(SessionEvent::Ended(Err(error))) => return Err(error),
                 // Only after our own close.
                 Some(SessionEvent::Ended(Ok(()))) | None => return Ok(Next::Quiet),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{BoxStream, SelectAll, StreamExt};
+use rtc::peer_connection::transport::RTCDtlsTransportState;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::statistics::StatsSelector;
@@ -347,6 +348,7 @@ impl Driver {
             StackEvent::LocalCandidate(event) => self.local_candidate(event).await,
             StackEvent::GatheringComplete => self.emit(PeerEvent::LocalCandidatesDone).await,
             StackEvent::IceState(state) => {
+                tracing::debug!(%state, "ICE connection state");
                 self.emit(PeerEvent::IceState(state.to_string())).await;
                 match state {
                     RTCIceConnectionState::Connected | RTCIceConnectionState::Completed
@@ -380,6 +382,7 @@ impl Driver {
     }
 
     async fn connection_state(&mut self, state: RTCPeerConnectionState) {
+        tracing::debug!(%state, "peer connection state");
         let state = match state {
             RTCPeerConnectionState::New => ConnectionState::New,
             RTCPeerConnectionState::Connecting => ConnectionState::Connecting,
@@ -398,6 +401,11 @@ impl Driver {
                 self.emit(PeerEvent::DtlsConnected).await;
             }
             ConnectionState::Failed => self.fail(PeerError::ConnectionFailed).await,
+            // Our own close ends the loop before webrtc-rs reports it, so this one is not ours.
+            ConnectionState::Closed => {
+                let how = "the peer connection closed";
+                self.fail(PeerError::ClosedByGateway { how }).await;
+            }
             _ => {}
         }
     }
@@ -485,6 +493,11 @@ impl Driver {
     }
 
     async fn handle_channel_event(&mut self, event: Option<DataChannelEvent>) {
+        if let Some(event) = &event
+            && !matches!(event, DataChannelEvent::OnMessage(_))
+        {
+            tracing::debug!(?event, "commands channel event");
+        }
         match event {
             Some(DataChannelEvent::OnOpen) => {
                 self.commands_channel_open = true;
@@ -498,6 +511,11 @@ impl Driver {
                 self.settle_flushes(true).await;
                 if was_open {
                     self.emit(PeerEvent::CommandsChannelClosed).await;
+                    // Our own close ends the loop before the channel reports closing, so the
+                    // gateway closed it: the SCTP stream alone, or the whole DTLS transport.
+                    let how = self.remote_close_cause().await;
+                    tracing::debug!(how, "the gateway closed the commands channel");
+                    self.fail(PeerError::ClosedByGateway { how }).await;
                 }
             }
             Some(DataChannelEvent::OnBufferedAmountLow) => self.settle_flushes(false).await,
@@ -509,6 +527,32 @@ impl Driver {
                 );
             }
             Some(_) => {}
+        }
+    }
+
+    /// Why a channel we had open closed, told by the DTLS transport's state: webrtc-rs (0.21)
+    /// reports a peer's `close_notify` only by closing every data channel (the aggregate
+    /// connection state stays `connected`, as W3C counts a closed DTLS transport as connected).
+    async fn remote_close_cause(&mut self) -> &'static str {
+        const CHANNEL: &str = "it closed the `commands` data channel";
+        let dtls_state = async {
+            let sctp = bounded("reading the SCTP transport", self.pc.sctp()).await?;
+            match sctp {
+                Some(sctp) => bounded("reading the DTLS state", sctp.transport().state())
+                    .await?
+                    .map(Some)
+                    .map_err(|_| PeerError::Closed),
+                None => Ok(None),
+            }
+        };
+        match dtls_state.await {
+            Ok(Some(RTCDtlsTransportState::Closed)) => "DTLS close_notify",
+            Ok(Some(RTCDtlsTransportState::Failed)) => "DTLS failed",
+            Ok(_) => CHANNEL,
+            Err(error) => {
+                tracing::debug!(%error, "no DTLS state");
+                CHANNEL
+            }
         }
     }
 

@@ -58,6 +58,14 @@ pub enum PeerError {
     /// The connection failed after it had been established (DTLS alert, consent lost, …).
     #[error("the WebRTC connection failed; the session has to be set up again")]
     ConnectionFailed,
+    /// The gateway ended a connection we had not closed: its DTLS `close_notify`, its closing
+    /// of the `commands` data channel (SCTP), or the connection closing under us. What a
+    /// gateway does when it drops a session; retrying with a new session is the cure.
+    #[error("the gateway closed the WebRTC connection ({how}); the session has to be set up again")]
+    ClosedByGateway {
+        /// What was observed, e.g. `DTLS close_notify`.
+        how: &'static str,
+    },
     /// `send_command` was called before the `commands` data channel opened.
     #[error("the `commands` data channel is not open yet; wait for PeerEvent::CommandsChannelOpen")]
     DataChannelNotOpen,

@@ -84,6 +84,13 @@ pub enum SignalEvent {
         /// Its text.
         message: String,
     },
+    /// The signaling transport closed after the session was set up (WebSocket only; the
+    /// argument says how). The media may live on (ONVIF: the peer connection survives the loss
+    /// of signaling), but nothing more can be signaled for this session: no candidate, no
+    /// token, no orderly close, and a gateway may end it once it notices its owner is gone.
+    /// Reported once; the machine emits nothing more after it, yet it is not
+    /// [`Signaling::is_failed`].
+    SignalingLost(String),
     /// Signaling failed; terminal: the machine emits nothing more.
     Failed(SignalError),
 }

@@ -40,6 +40,8 @@ enum State {
     AwaitingInvite,
     Offered,
     Answered,
+    /// Answered, then the socket closed: the media may live on, nothing can be signaled.
+    Lost,
     Failed,
 }
 
@@ -114,7 +116,7 @@ impl WsSignaling {
 
     /// Trickle a local candidate (buffered until the session id is known).
     pub fn add_local_candidate(&mut self, _now: Instant, candidate: &IceCandidateInit) {
-        if self.state == State::Failed || candidate.is_end_of_candidates() {
+        if matches!(self.state, State::Failed | State::Lost) || candidate.is_end_of_candidates() {
             return;
         }
         match self.session {
@@ -141,7 +143,7 @@ impl WsSignaling {
 
     /// A text frame from the gateway.
     pub fn handle_ws_text(&mut self, now: Instant, text: &str) {
-        if self.state == State::Failed {
+        if matches!(self.state, State::Failed | State::Lost) {
             return;
         }
         let message = match RpcMessage::parse(text) {
@@ -242,17 +244,17 @@ impl WsSignaling {
     }
 
     /// The socket closed. Before the answer that ends the session; after it, media may live on
-    /// (ONVIF: the peer connection survives the loss of signaling).
+    /// (ONVIF: the peer connection survives the loss of signaling) and the loss is reported as
+    /// [`SignalEvent::SignalingLost`], for the owner to decide (a lasting session replaces it).
     pub fn handle_ws_closed(&mut self, _now: Instant, reason: String) {
         match self.state {
-            State::Failed => {}
+            State::Failed | State::Lost => {}
             State::Answered => {
-                self.outputs
-                    .push_back(Output::Event(SignalEvent::ServerError {
-                        code: 0,
-                        message: format!("the signaling WebSocket closed: {reason}"),
-                    }));
+                self.state = State::Lost;
                 self.deadline = None;
+                self.pending_candidates.clear();
+                self.outputs
+                    .push_back(Output::Event(SignalEvent::SignalingLost(reason)));
             }
             _ => self.fail(SignalError::WsClosed(reason)),
         }
@@ -503,6 +505,41 @@ mod tests {
             }
         );
         assert!(!m.is_failed());
+    }
+
+    #[test]
+    fn a_close_after_the_answer_is_signaling_lost_not_a_failure() {
+        let now = Instant::now();
+        let mut m = offered(now);
+        drain(&mut m);
+        m.handle_ws_closed(now, "closed by the gateway (1011)".into());
+        let (_, events) = drain(&mut m);
+        assert!(matches!(
+            &events[0],
+            SignalEvent::Failed(SignalError::WsClosed(_))
+        ));
+        assert!(m.is_failed());
+
+        let mut m = offered(now);
+        drain(&mut m);
+        m.send_answer(now, "v=0\r\nanswer");
+        drain(&mut m);
+        m.handle_ws_closed(now, "closed by the gateway (1011)".into());
+        let (_, events) = drain(&mut m);
+        assert_eq!(
+            events,
+            vec![SignalEvent::SignalingLost(
+                "closed by the gateway (1011)".into()
+            )]
+        );
+        assert!(!m.is_failed(), "the media may live on");
+        // Nothing more: no frames towards a closed socket, no second report, no timeout.
+        let c = json!({"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0"});
+        m.add_local_candidate(now, &IceCandidateInit::from_value(c).unwrap());
+        m.handle_ws_text(now, "{}");
+        m.handle_ws_closed(now, "again".into());
+        m.handle_timeout(now + Duration::from_secs(3600));
+        assert_eq!(drain(&mut m), (vec![], vec![]));
     }
 
     #[test]

@@ -84,6 +84,9 @@ impl BenchSession {
                         rtp_timestamp: frame.access_unit.rtp_timestamp,
                     },
                     SessionEvent::Warning(text) => ProbeEvent::Warning(text),
+                    SessionEvent::SignalingLost(reason) => {
+                        ProbeEvent::Warning(format!("the signaling WebSocket closed ({reason})"))
+                    }
                     SessionEvent::Ended(result) => {
                         ProbeEvent::Ended(result.map_err(|e| e.to_string()))
                     }

@@ -247,6 +247,15 @@ impl Driver {
                     )))
                     .await;
             }
+            // Like the client's own session, the media lives on without its signaling.
+            SignalEvent::SignalingLost(reason) => {
+                let _ = self
+                    .events
+                    .send(ProbeEvent::Warning(format!(
+                        "the signaling WebSocket closed ({reason})"
+                    )))
+                    .await;
+            }
             SignalEvent::Failed(error) => return Err(error.to_string()),
             SignalEvent::RemoteCandidatesDone
             | SignalEvent::AnswerAccepted
