@@ -37,7 +37,7 @@
 use crate::commands::{CommandSender, CommandsChannelState};
 use crate::diagnostics::StatsHandle;
 use crate::gateway::Gateway;
-use crate::login::{TokenSource, TokenState};
+use crate::login::{TokenRejections, TokenSource, TokenState};
 use crate::session::{
     AudioPacket, Session, SessionCommand, SessionError, SessionEvent, SessionOptions,
     SignalingKind, VideoFrame,
@@ -173,7 +173,7 @@ impl LastingSession {
         let (counters_tx, counters) = watch::channel(LastingCounters::default());
         let driver = Driver::new(
             gateway,
-            tokens.subscribe(),
+            (tokens.subscribe(), tokens.rejections()),
             options,
             events_tx,
             channel_state,
@@ -247,6 +247,8 @@ enum Slot {
 struct Driver {
     gateway: Gateway,
     token_watch: watch::Receiver<TokenState>,
+    /// A 401 renews the token at once instead of waiting for its schedule.
+    token_rejections: TokenRejections,
     options: LastingOptions,
     events: mpsc::Sender<SessionEvent>,
     channel_state: watch::Sender<CommandsChannelState>,
@@ -281,7 +283,7 @@ enum Flow {
 impl Driver {
     fn new(
         gateway: Gateway,
-        token_watch: watch::Receiver<TokenState>,
+        (token_watch, token_rejections): (watch::Receiver<TokenState>, TokenRejections),
         options: LastingOptions,
         events: mpsc::Sender<SessionEvent>,
         channel_state: watch::Sender<CommandsChannelState>,
@@ -290,6 +292,7 @@ impl Driver {
         Self {
             gateway,
             token_watch,
+            token_rejections,
             handover: Handover::new(options.handover.clone()),
             backoff: Backoff::new(options.backoff.clone()),
             options,
@@ -605,6 +608,12 @@ impl Driver {
             Err(error) => error,
         };
         tracing::debug!(key, %error, "gateway session ended");
+        if matches!(
+            error,
+            SessionError::Signal(SignalError::Unauthorized { .. })
+        ) {
+            self.token_rejections.report();
+        }
         self.counters.last_error = Some(error.to_string());
         let playback = self.options.session.params.playback.is_some();
         if playback && !delivered && matches!(error, SessionError::NoFirstFrame(_)) {
@@ -782,13 +791,13 @@ fn is_retryable(error: &SessionError) -> bool {
         SessionError::Token(_) => false,
         SessionError::Signal(signal) => match signal {
             // Unknown camera or stream; a forgotten session (gateway restart) is worth a retry.
-            SignalError::NotFound { operation, .. } => !is_setup(operation),
+            SignalError::NotFound { .. } => !signal.is_unknown_device(),
             SignalError::Rejected { status, .. } => {
                 matches!(status, 408 | 429) || (500..600).contains(status)
             }
             SignalError::Unsupported(_) => false,
-            // 401: the token source refreshes (and logs in again) on its own schedule; the
-            // backoff spaces the retries until then.
+            // 401: the token source was told to renew the token at once; the backoff spaces
+            // the retries until the new one is there.
             SignalError::Unauthorized { .. }
             | SignalError::BadResponse { .. }
             | SignalError::Transport { .. }
@@ -805,11 +814,6 @@ fn is_retryable(error: &SessionError) -> bool {
 /// Errors of a replacement that do not doom the current session.
 fn is_retryable_later(error: &SessionError) -> bool {
     !matches!(error, SessionError::Token(_))
-}
-
-/// The session-creating requests (whose 404 means an unknown device).
-fn is_setup(operation: &str) -> bool {
-    operation.starts_with("creating the session") || operation.starts_with("connecting")
 }
 
 /// A hash of the access unit's bytes: equal frames from two sessions hash equal.

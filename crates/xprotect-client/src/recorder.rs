@@ -186,15 +186,12 @@ pub async fn record(
                 delay,
                 error,
             }) => {
+                // Said once, as it happens; the summary counts them (`reconnects`).
                 stats.reconnects += 1;
-                let warning = format!(
+                tracing::warn!(
                     "session lost ({error}); reconnecting in {} ms (attempt {attempt})",
                     delay.as_millis()
                 );
-                tracing::warn!("{warning}");
-                if stats.warnings.len() < 100 {
-                    stats.warnings.push(warning);
-                }
             }
             Some(SessionEvent::Resumed { attempts, outage }) => {
                 tracing::debug!(attempts, ?outage, "frames again after a reconnect");

@@ -95,6 +95,17 @@ pub enum SignalEvent {
     Failed(SignalError),
 }
 
+/// The steps that create a session, as [`SignalError`]s name them. A 404 during one of them
+/// means the gateway does not know the device or stream asked for; a 404 later means it forgot
+/// the session (a restarted gateway).
+pub(crate) mod setup_operation {
+    pub const CREATE_REST: &str = "creating the session (POST Session)";
+    pub const REGISTER_WS: &str = "registering (register)";
+    pub const CONNECT_WS: &str = "connecting (connect)";
+    pub const AWAIT_INVITE_WS: &str = "setting up the session";
+    pub const ALL: [&str; 4] = [CREATE_REST, REGISTER_WS, CONNECT_WS, AWAIT_INVITE_WS];
+}
+
 /// Why signaling failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignalError {
@@ -154,6 +165,14 @@ pub enum SignalError {
     /// The transport cannot do this (e.g. token update over WebSocket).
     #[error("{0} is not possible over this signaling transport")]
     Unsupported(&'static str),
+}
+
+impl SignalError {
+    /// True when the gateway refused to create the session because it does not know the device
+    /// or stream: asking again cannot help, unlike a 404 for a session it forgot.
+    pub fn is_unknown_device(&self) -> bool {
+        matches!(self, SignalError::NotFound { operation, .. } if setup_operation::ALL.contains(operation))
+    }
 }
 
 /// The one seam between the media driver and the two signaling dialects.

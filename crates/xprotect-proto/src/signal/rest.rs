@@ -3,7 +3,9 @@
 //! whole session because the gateway's list is cumulative and may grow late.
 
 use super::http::{HttpBody, HttpMethod, HttpRequest, HttpResponse, RequestId};
-use super::{Output, SignalError, SignalEvent, TimeoutReason, error_detail, excerpt};
+use super::{
+    Output, SignalError, SignalEvent, TimeoutReason, error_detail, excerpt, setup_operation,
+};
 use crate::wire::rest::{
     CreateSessionRequest, DeviceField, ICE_CANDIDATES_PATH, IceCandidatesBody, PatchSessionRequest,
     SESSION_PATH, SessionResponse,
@@ -55,7 +57,7 @@ enum Purpose {
 impl Purpose {
     fn operation(self) -> &'static str {
         match self {
-            Purpose::CreateSession => "creating the session (POST Session)",
+            Purpose::CreateSession => setup_operation::CREATE_REST,
             Purpose::SendAnswer => "sending the answer (PATCH Session)",
             Purpose::PostCandidate => "sending a candidate (POST IceCandidates)",
             Purpose::PollCandidates => "reading the gateway's candidates (GET IceCandidates)",
@@ -558,6 +560,37 @@ mod tests {
             ok(json!({"sessionId": SESSION, "offerSDP": offer})),
         );
         m
+    }
+
+    #[test]
+    fn a_404_on_create_names_an_unknown_device_but_a_later_one_a_forgotten_session() {
+        let now = Instant::now();
+        let (mut m, id) = started(now);
+        let not_found = HttpResponse {
+            status: 404,
+            body: "no such device".into(),
+        };
+        m.handle_http_response(now, id, not_found.clone());
+        let (_, events, _) = drain(&mut m);
+        let Some(SignalEvent::Failed(error)) = events.last() else {
+            panic!("{events:?}")
+        };
+        assert!(error.is_unknown_device(), "{error}");
+
+        let mut m = established(now);
+        let (_, _, _) = drain(&mut m);
+        m.send_answer(now, "v=0\r\n");
+        let (http, _, _) = drain(&mut m);
+        let (answer_id, _) = http
+            .iter()
+            .find(|(_, r)| r.method == HttpMethod::Patch)
+            .expect("the answer is PATCHed");
+        m.handle_http_response(now, *answer_id, not_found);
+        let (_, events, _) = drain(&mut m);
+        let Some(SignalEvent::Failed(error)) = events.last() else {
+            panic!("{events:?}")
+        };
+        assert!(!error.is_unknown_device(), "{error}");
     }
 
     #[test]

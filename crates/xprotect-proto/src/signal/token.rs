@@ -552,7 +552,10 @@ mod tests {
         k.handle_http_response(t1, id, token("a2", 3600, Some("r2")));
         assert!(matches!(
             next_event(&mut k),
-            TokenEvent::Issued { refreshed: true, .. }
+            TokenEvent::Issued {
+                refreshed: true,
+                ..
+            }
         ));
         k.token_rejected(t1 + Duration::from_secs(1));
         assert!(matches!(k.poll_output(), TokenOutput::Timeout(..)));

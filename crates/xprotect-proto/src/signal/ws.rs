@@ -2,7 +2,7 @@
 //! server's `invite` → our answer as the invite's response; `trickle` both ways; server errors as
 //! `error` notifications without an id.
 
-use super::{Output, SignalError, SignalEvent, TimeoutReason, excerpt};
+use super::{Output, SignalError, SignalEvent, TimeoutReason, excerpt, setup_operation};
 use crate::wire::jsonrpc::{
     AnswerResult, CONNECT_ID, ConnectParams, ConnectResult, Envelope, InviteParams, REGISTER_ID,
     RegisterParams, RpcBody, RpcError, RpcId, RpcMessage, TrickleParams, decode_params,
@@ -91,7 +91,10 @@ impl WsSignaling {
                 authorization: token,
             }),
         );
-        self.deadline = Some((now + self.config.response_timeout, "registering (register)"));
+        self.deadline = Some((
+            now + self.config.response_timeout,
+            setup_operation::REGISTER_WS,
+        ));
     }
 
     /// Respond to the invite with the answer.
@@ -172,7 +175,10 @@ impl WsSignaling {
                     "connect",
                     encode_params(&connect),
                 );
-                self.deadline = Some((now + self.config.response_timeout, "connecting (connect)"));
+                self.deadline = Some((
+                    now + self.config.response_timeout,
+                    setup_operation::CONNECT_WS,
+                ));
             }
             (RpcBody::Result(result), Some(id))
                 if id.is(CONNECT_ID) && self.state == State::Connecting =>
@@ -190,16 +196,16 @@ impl WsSignaling {
                         }
                     }
                     Err(e) => self.fail(SignalError::BadResponse {
-                        operation: "connecting (connect)",
+                        operation: setup_operation::CONNECT_WS,
                         detail: format!("result: {e}"),
                     }),
                 }
             }
             (RpcBody::Error(error), Some(id)) if id.is(REGISTER_ID) || id.is(CONNECT_ID) => {
                 let operation = if id.is(REGISTER_ID) {
-                    "registering (register)"
+                    setup_operation::REGISTER_WS
                 } else {
-                    "connecting (connect)"
+                    setup_operation::CONNECT_WS
                 };
                 self.fail(rpc_failure(operation, error));
             }
@@ -222,7 +228,7 @@ impl WsSignaling {
                     self.state,
                     State::Registering | State::Connecting | State::AwaitingInvite
                 ) {
-                    self.fail(rpc_failure("setting up the session", &error));
+                    self.fail(rpc_failure(setup_operation::AWAIT_INVITE_WS, &error));
                 } else {
                     self.outputs
                         .push_back(Output::Event(SignalEvent::ServerError {

@@ -138,7 +138,10 @@ mod tests {
         let wire = IceServer::to_wire(std::slice::from_ref(&server), IceServerDialect::WsUrls);
         for text in [format!("{server:?}"), format!("{wire:?}")] {
             assert!(!text.contains("s3cret-turn"), "{text}");
-            assert!(text.contains("<redacted>") && text.contains("user"), "{text}");
+            assert!(
+                text.contains("<redacted>") && text.contains("user"),
+                "{text}"
+            );
         }
     }
 

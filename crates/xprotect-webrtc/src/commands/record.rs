@@ -161,4 +161,11 @@ pub fn print_summary(stats: &RecordStats, output: &str) {
         eprintln!("first frame: {}", format_rfc3339_millis(first));
         eprintln!("last frame:  {}", format_rfc3339_millis(last));
     }
+    if stats.reconnects > 0 {
+        let outage = stats
+            .longest_outage
+            .map(|d| format!("; longest outage {:.1} s", d.as_secs_f64()))
+            .unwrap_or_default();
+        eprintln!("reconnects: {}{outage}", stats.reconnects);
+    }
 }
