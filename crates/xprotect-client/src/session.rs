@@ -22,6 +22,7 @@ use xprotect_proto::clock::{FrameClock, FrameTime, RtpUnits};
 use xprotect_proto::h264::{AccessUnit, DepacketizerConfig, H264Depacketizer};
 use xprotect_proto::rtp::RtpPacket;
 use xprotect_proto::signal::{RestConfig, SignalError, SignalEvent, WsConfig};
+use xprotect_proto::stall::StallTimeout;
 use xprotect_proto::wire::{IceCandidateInit, SessionId, SessionParams};
 
 /// Which signaling transport to use.
@@ -49,7 +50,10 @@ pub struct SessionOptions {
     pub ws: WsConfig,
     /// From start to the first decodable frame, at most.
     pub first_frame_timeout: Duration,
-    /// After the first frame, the longest silence before the session counts as lost.
+    /// After the first frame, the longest silence before the session counts as lost. Live
+    /// video uses it as a ceiling: the limit follows the stream, ten frame intervals but at
+    /// least 1 s ([`xprotect_proto::stall::StallTimeout`]), so a 25 fps camera counts as
+    /// stalled after 1 s and a 1 fps camera is given this much.
     pub media_timeout: Duration,
     /// Retry once with the DTLS `active` role when a `passive` answer never completes DTLS.
     pub dtls_fallback: bool,
@@ -385,6 +389,9 @@ struct Driver {
     last_keyframe_request: Option<Instant>,
     last_media: Option<Instant>,
     delivered: bool,
+    /// Live: the stall limit, from the video's frame rate (playback keeps `media_timeout`:
+    /// its pace follows the requested speed and the recording's gaps).
+    stall: Option<StallTimeout>,
     /// What [`Session::stats`] reports besides the peer's view.
     counters: SessionStats,
     /// Video RTP jitter on XProtect's millisecond clock.
@@ -423,6 +430,11 @@ impl Driver {
             last_keyframe_request: None,
             last_media: None,
             delivered: false,
+            stall: options
+                .params
+                .playback
+                .is_none()
+                .then(|| StallTimeout::new(options.media_timeout)),
             counters: SessionStats::default(),
             video_jitter: JitterEstimator::new(VIDEO_RTP_UNITS_PER_SECOND),
             options,
@@ -654,6 +666,9 @@ impl Driver {
         });
         let time = clock.frame_time(access_unit.rtp_timestamp);
         let received = self.anchor.wall(access_unit.arrival);
+        if let Some(stall) = &mut self.stall {
+            stall.on_frame(access_unit.rtp_timestamp);
+        }
         self.delivered = true;
         self.counters.frames += 1;
         self.counters.keyframes += u64::from(access_unit.keyframe);
@@ -732,10 +747,13 @@ impl Driver {
 
     fn media_deadline(&self) -> (Instant, SessionError) {
         match self.last_media.filter(|_| self.delivered) {
-            Some(last) => (
-                last + self.options.media_timeout,
-                SessionError::MediaTimeout(self.options.media_timeout),
-            ),
+            Some(last) => {
+                let timeout = self
+                    .stall
+                    .as_ref()
+                    .map_or(self.options.media_timeout, StallTimeout::timeout);
+                (last + timeout, SessionError::MediaTimeout(timeout))
+            }
             None => (
                 self.started + self.options.first_frame_timeout,
                 SessionError::NoFirstFrame(self.options.first_frame_timeout),

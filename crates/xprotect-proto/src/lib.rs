@@ -11,6 +11,7 @@
 //! - [`rtp`]: the RTP packet as the IO layer hands it over.
 //! - [`backoff`]: reconnect delays (exponential, jittered).
 //! - [`handover`]: splicing successive sessions' frames without a missing or duplicate frame.
+//! - [`stall`]: how long a live stream may be silent, from its own frame rate.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -20,4 +21,5 @@ pub mod h264;
 pub mod handover;
 pub mod rtp;
 pub mod signal;
+pub mod stall;
 pub mod wire;
