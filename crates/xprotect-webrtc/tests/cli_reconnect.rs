@@ -354,6 +354,39 @@ async fn close_websockets_live_default_options() {
     );
 }
 
+/// The replacement meets two 503s: it goes through the backoff while the old session, whose
+/// media outlives its socket, keeps delivering; still no frame is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_websockets_live_replacement_retries_while_the_old_session_delivers() {
+    let failing = Fault::HttpStatus {
+        status: 503,
+        count: 2,
+    };
+    let outcome = check_with(
+        Mode::Live,
+        SignalingKind::WebSocket,
+        Stall::Default,
+        Some(failing),
+        Fault::CloseWebSockets,
+    )
+    .await;
+    assert_no_frame_lost(&outcome);
+    assert_eq!(outcome.replacements, 1, "one make-before-break switch");
+    assert_eq!(
+        outcome.reconnecting_events, 2,
+        "each refused replacement is retried: {:?}",
+        outcome.losses
+    );
+    assert!(
+        outcome
+            .losses
+            .iter()
+            .all(|error| matches!(error, SessionError::Connect(_))),
+        "{:?}",
+        outcome.losses
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_websockets_playback() {
     check(
