@@ -982,6 +982,23 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10m")]
     pub export_length: Duration,
 
+    /// Skip the lasting-session figures (fault → first frame, frames lost at token switches).
+    /// They need the emulator, so they are skipped with --gateway too.
+    #[arg(long)]
+    pub no_faults: bool,
+
+    /// Runs per fault and client of the fault → first frame figures (0: none).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub fault_runs: usize,
+
+    /// A run whose stream has not continued this long after the fault counts as "> cap".
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "15s")]
+    pub fault_cap: Duration,
+
+    /// How long each client streams on 10 s tokens for the token-switch figures (0s: none).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "35s")]
+    pub switch_duration: Duration,
+
     /// Write every raw number as JSON to FILE as well.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

@@ -23,6 +23,8 @@ async fn short_bench_measures_both_stacks() {
             "2s",
             "--export-length",
             "6s",
+            // The lasting-session figures have their own smoke test (bench_faults_smoke.rs).
+            "--no-faults",
             "--json",
         ])
         .arg(&json)

@@ -23,10 +23,17 @@ pub struct EmulatorChild {
 impl EmulatorChild {
     /// Start `current_exe emulator --port 0` and wait for its URL.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// Start `current_exe emulator --port 0 EXTRA…` (e.g. `--fault-control`,
+    /// `--token-lifetime 10s`) and wait for its URL.
+    pub async fn start_with(extra: &[&str]) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()
             .context("cannot find this program's path to start the emulator")?;
         let mut child = Command::new(exe)
             .args(["emulator", "--port", "0"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

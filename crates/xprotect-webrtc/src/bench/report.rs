@@ -2,6 +2,7 @@
 //! every raw number.
 
 use super::export::ExportFigure;
+use super::faults::{CappedSummary, FaultBench, FaultClient, SWITCH_WINDOW_FRAMES, SwitchRun};
 use super::ttff::{Summary, TtffRun};
 use super::worker::LoadResult;
 use crate::cli::StackArg;
@@ -30,6 +31,8 @@ pub struct BenchReport {
     pub fps: u32,
     /// Load steps in the order they ran.
     pub load: Vec<LoadStep>,
+    /// Sessions that last: fault → first frame and token switches.
+    pub faults: Option<FaultBench>,
 }
 
 /// Export speed of one range.
@@ -301,7 +304,140 @@ impl BenchReport {
                 );
             }
         }
+        if let Some(faults) = &self.faults {
+            faults_tables(&mut out, faults);
+        }
         out
+    }
+}
+
+/// Milliseconds, or "> cap" for a value above it.
+fn capped_ms(value: Option<f64>, cap_ms: f64) -> String {
+    value.map_or_else(
+        || format!("> {:.0} s", cap_ms / 1000.0),
+        |ms| format!("{ms:.0}"),
+    )
+}
+
+/// The lasting-session tables: fault → first frame, then token switches.
+fn faults_tables(out: &mut String, faults: &FaultBench) {
+    let cap = faults.cap_ms;
+    if !faults.cases.is_empty() {
+        let _ = writeln!(
+            out,
+            "Fault → first frame, live, {} runs per row: ms from just before the fault's POST to the first frame of a gateway session started after it (after `Resumed`, or at a make-before-break switch); a run without one within {:.0} s counts as \"> {:.0} s\". Frames lost: gaps in the camera's SEI frame counter over the run.\n",
+            faults.runs,
+            cap / 1000.0,
+            cap / 1000.0
+        );
+        let _ = writeln!(
+            out,
+            "| fault | signaling | client | median | min | max | runs > {:.0} s | frames lost, median (min–max) | repeated frames | gateway sessions per run | failed runs |",
+            cap / 1000.0
+        );
+        let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for figure in &faults.cases {
+            let time = match &figure.fault_to_frame {
+                Some(CappedSummary { median, min, max }) => format!(
+                    "{} | {} | {}",
+                    capped_ms(*median, cap),
+                    min.map_or_else(|| "–".into(), |m| format!("{m:.0}")),
+                    capped_ms(*max, cap)
+                ),
+                None => "– | – | –".into(),
+            };
+            let lost = match &figure.frames_lost {
+                Some(CappedSummary {
+                    median: Some(median),
+                    min: Some(min),
+                    max,
+                }) => format!(
+                    "{median:.0} ({min:.0}–{})",
+                    max.map_or_else(|| "?".into(), |m| format!("{m:.0}"))
+                ),
+                Some(_) => "–".into(),
+                None => "–".into(),
+            };
+            let above = figure
+                .runs
+                .iter()
+                .filter(|r| r.fault_to_frame_ms.is_none())
+                .count();
+            let repeated: u64 = figure.runs.iter().map(|r| r.duplicates).sum();
+            let sessions = sessions_range(figure.runs.iter().map(|r| r.sessions_started));
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {time} | {above} | {lost} | {repeated} | {sessions} | {} |",
+                figure.case,
+                figure.signaling.to_uppercase(),
+                figure.client.label(),
+                figure.failures.len()
+            );
+        }
+        let _ = writeln!(out);
+    }
+    if !faults.switches.is_empty() {
+        let _ = writeln!(
+            out,
+            "Token switches, live over WebSocket with {} s tokens (a WebSocket session cannot take a new token, so each refresh means a new session): ours make-before-break, the peer closing its session on each refresh and starting a new one. Per switch, the {} frames delivered before and after it:\n",
+            faults.token_lifetime_s, SWITCH_WINDOW_FRAMES
+        );
+        let _ = writeln!(
+            out,
+            "| client | streamed | switches | frames lost at each switch | repeated at each switch | largest gap at each switch (ms) | frames / lost / repeated, whole run | largest gap, whole run | gateway sessions | reconnects |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for figure in &faults.switches {
+            let label = match figure.client {
+                FaultClient::Lasting => "ours: `LastingSession` (make-before-break)",
+                FaultClient::PlainLoop => "peer: `Session`, closed and restarted on refresh",
+            };
+            if let Some(error) = &figure.error {
+                let _ = writeln!(
+                    out,
+                    "| {label} | failed: {} | | | | | | | | |",
+                    error.replace('|', "/")
+                );
+                continue;
+            }
+            let each = |pick: fn(&SwitchRun) -> String| {
+                let values: Vec<String> = figure.switches.iter().map(pick).collect();
+                if values.is_empty() {
+                    "–".to_owned()
+                } else {
+                    values.join(", ")
+                }
+            };
+            let _ = writeln!(
+                out,
+                "| {label} | {:.0} s | {} | {} | {} | {} | {} / {} / {} | {:.0} ms | {} | {} |",
+                figure.duration_s,
+                figure.switches.len(),
+                each(|s| s.frames_lost.to_string()),
+                each(|s| s.duplicates.to_string()),
+                each(|s| format!("{:.0}", s.largest_gap_ms)),
+                figure.frames,
+                figure.frames_lost,
+                figure.duplicates,
+                figure.largest_gap_ms,
+                figure.sessions_started,
+                match figure.client {
+                    FaultClient::Lasting => figure.reconnects.to_string(),
+                    FaultClient::PlainLoop => "–".to_owned(),
+                },
+            );
+        }
+        let _ = writeln!(out);
+    }
+}
+
+/// "2" or "2–3".
+fn sessions_range(counts: impl Iterator<Item = u64>) -> String {
+    let counts: Vec<u64> = counts.collect();
+    match (counts.iter().min(), counts.iter().max()) {
+        (Some(min), Some(max)) if min == max => min.to_string(),
+        (Some(min), Some(max)) => format!("{min}–{max}"),
+        _ => "–".into(),
     }
 }
 

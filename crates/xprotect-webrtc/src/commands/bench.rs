@@ -3,6 +3,7 @@
 
 use crate::bench::emulator_child::EmulatorChild;
 use crate::bench::export;
+use crate::bench::faults::{self, FaultBench, FaultPlan, SwitchPlan};
 use crate::bench::report::{BenchReport, ExportBench, LoadStep, Machine, TtffFigure};
 use crate::bench::session::{bench_options, credentials, local_ip_towards};
 use crate::bench::ttff;
@@ -80,6 +81,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         load_signaling: signaling_name(args.load_signaling).to_owned(),
         fps: args.fps,
         load: Vec::new(),
+        faults: None,
     };
 
     if args.ttff_runs > 0 {
@@ -131,6 +133,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     drop(emulator);
 
+    if !args.no_faults && (args.fault_runs > 0 || !args.switch_duration.is_zero()) {
+        if args.gateway.is_some() {
+            eprintln!(
+                "bench: the lasting-session figures need the emulator's fault control; skipped with --gateway"
+            );
+        } else {
+            report.faults = Some(fault_figures(&args, device, bind_ip, &login).await?);
+        }
+    }
+
     println!("{}", report.to_markdown());
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report)?;
@@ -145,9 +157,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .filter(|f| f.runs.is_empty())
         .count();
     let failed_exports = report.export.as_ref().map_or(0, |e| e.failures.len());
-    if failed_steps > 0 || empty_ttff > 0 || failed_exports > 0 {
+    let failed_faults = report.faults.as_ref().map_or(0, FaultBench::failure_count);
+    if failed_steps > 0 || empty_ttff > 0 || failed_exports > 0 || failed_faults > 0 {
         bail!(
-            "{failed_steps} load step(s), {empty_ttff} time-to-first-frame figure(s) and {failed_exports} export run(s) failed (see above)"
+            "{failed_steps} load step(s), {empty_ttff} time-to-first-frame figure(s), {failed_exports} export run(s) and {failed_faults} lasting-session run(s) failed (see above)"
         );
     }
     Ok(())
@@ -299,6 +312,52 @@ async fn export_figures(
         }
     }
     bench
+}
+
+/// The lasting-session figures, each part against an emulator child of its own: fault → first
+/// frame against one with fault control, token switches against one with short tokens.
+async fn fault_figures(
+    args: &BenchArgs,
+    device: DeviceId,
+    bind_ip: IpAddr,
+    login: &Credentials,
+) -> anyhow::Result<FaultBench> {
+    let mut bench = FaultBench {
+        runs: args.fault_runs,
+        cap_ms: args.fault_cap.as_secs_f64() * 1000.0,
+        cases: Vec::new(),
+        token_lifetime_s: faults::SWITCH_TOKEN_LIFETIME_S,
+        switches: Vec::new(),
+    };
+    if args.fault_runs > 0 {
+        eprintln!("bench: starting an emulator child with --fault-control…");
+        let emulator = EmulatorChild::start_with(&["--fault-control"]).await?;
+        let gateway = Gateway::new(&GatewayConfig::new(emulator.url().clone()))?;
+        let plan = FaultPlan {
+            gateway: &gateway,
+            login,
+            device,
+            bind_ip,
+            runs: args.fault_runs,
+            cap: args.fault_cap,
+        };
+        bench.cases = plan.figures().await;
+    }
+    if !args.switch_duration.is_zero() {
+        let lifetime = format!("{}s", faults::SWITCH_TOKEN_LIFETIME_S);
+        eprintln!("bench: starting an emulator child with --token-lifetime {lifetime}…");
+        let emulator = EmulatorChild::start_with(&["--token-lifetime", &lifetime]).await?;
+        let gateway = Gateway::new(&GatewayConfig::new(emulator.url().clone()))?;
+        let plan = SwitchPlan {
+            gateway: &gateway,
+            login,
+            device,
+            bind_ip,
+            duration: args.switch_duration,
+        };
+        bench.switches = plan.figures().await;
+    }
+    Ok(bench)
 }
 
 /// One `bench-worker` child process.
