@@ -2,6 +2,7 @@
 
 use crate::gateway::Gateway;
 use crate::login::TokenSource;
+use crate::media::PeerError;
 use crate::session::{Session, SessionError, SessionEvent, SessionOptions, VideoFrame};
 use std::future::Future;
 use std::pin::Pin;
@@ -80,6 +81,12 @@ impl PlaybackStream {
                 Some(SessionEvent::SignalingLost(reason)) => {
                     warn(format!("the signaling WebSocket closed ({reason})"))
                 }
+                // A gateway that closes the connection after media flowed has stopped sending,
+                // as a quiet stream has (whether a real gateway closes at the end of the
+                // recordings is unknown): the export reads it the same way, only sooner.
+                Some(SessionEvent::Ended(Err(SessionError::Peer(
+                    PeerError::ClosedByGateway { .. },
+                )))) if self.connected => return Ok(Next::Quiet),
                 Some(SessionEvent::Ended(Err(error))) => return Err(error),
                 // Only after our own close.
                 Some(SessionEvent::Ended(Ok(()))) | None => return Ok(Next::Quiet),
