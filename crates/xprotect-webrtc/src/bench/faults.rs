@@ -9,8 +9,9 @@
 //!    every token refresh is a switch: ours make-before-break, the peer break-before-make
 //! ```
 //!
-//! Frames are identified by the camera's frame counter in the emulator's SEI stamp, so lost and
-//! repeated frames are counted exactly, whatever the client did to the stream.
+//! Frames are identified by their slot on the camera's capture grid, read from the recording time
+//! in the emulator's SEI stamp ([`capture_slot`]), so lost and repeated frames are counted
+//! whatever the client did to the stream.
 
 use super::session::bench_options;
 use anyhow::{Context, bail};
@@ -22,6 +23,7 @@ use xprotect_client::lasting::{LastingCounters, LastingOptions, LastingSession};
 use xprotect_client::login::{TokenSource, TokenState};
 use xprotect_client::session::{Session, SessionEvent, SessionOptions, SignalingKind};
 use xprotect_emulator::Fault;
+use xprotect_proto::h264::sei::FrameStamp;
 use xprotect_proto::signal::{Credentials, HttpBody, HttpMethod, HttpRequest};
 use xprotect_proto::wire::DeviceId;
 
@@ -125,10 +127,10 @@ pub struct FaultRun {
     /// From just before the fault's POST to the first frame of a gateway session started after
     /// it (or to a make-before-break switch); `None`: none within the cap.
     pub fault_to_frame_ms: Option<f64>,
-    /// Camera frames missing between the last frame before and the first after (SEI counter
+    /// Camera frames missing between the last frame before and the first after (capture-grid
     /// gaps over the whole run); `None` when the stream did not continue within the cap.
     pub frames_lost: Option<u64>,
-    /// Frames delivered again (a counter not above the highest one delivered before).
+    /// Frames delivered again (a capture slot not above the highest one delivered before).
     pub duplicates: u64,
     /// Gateway sessions the client started (the first one included).
     pub sessions_started: u64,
@@ -224,7 +226,7 @@ impl FaultFigure {
 pub struct SwitchRun {
     /// When, in seconds since the client started.
     pub at_s: f64,
-    /// Camera frames missing in the window around it (SEI counter gaps).
+    /// Camera frames missing in the window around it (gaps on the capture grid).
     pub frames_lost: u64,
     /// Frames delivered twice in that window.
     pub duplicates: u64,
@@ -237,6 +239,8 @@ pub struct SwitchRun {
 pub struct SwitchFigure {
     /// The client.
     pub client: FaultClient,
+    /// How long the emulator held back each new session's candidates (0: loopback speed), ms.
+    pub setup_delay_ms: u64,
     /// How long it streamed, s.
     pub duration_s: f64,
     /// Every switch (token refresh).
@@ -432,6 +436,9 @@ pub struct SwitchPlan<'a> {
     pub bind_ip: IpAddr,
     /// How long each client streams.
     pub duration: Duration,
+    /// The emulator's `--delay-candidates` (it stands for a slower session setup, as across a
+    /// WAN); recorded with the figures.
+    pub setup_delay: Duration,
 }
 
 impl SwitchPlan<'_> {
@@ -449,6 +456,7 @@ impl SwitchPlan<'_> {
                     eprintln!("bench: the token-switch run with {client:?} failed: {error:#}");
                     SwitchFigure {
                         client,
+                        setup_delay_ms: self.setup_delay.as_millis() as u64,
                         duration_s: 0.0,
                         switches: Vec::new(),
                         frames: 0,
@@ -513,6 +521,7 @@ impl SwitchPlan<'_> {
         let (frames_lost, duplicates) = lost_and_duplicates(&all);
         Ok(SwitchFigure {
             client,
+            setup_delay_ms: self.setup_delay.as_millis() as u64,
             duration_s: started.elapsed().as_secs_f64(),
             switches: switches
                 .iter()
@@ -563,6 +572,19 @@ pub fn lost_and_duplicates(counters: &[u64]) -> (u64, u64) {
     (lost, duplicates)
 }
 
+/// The emulator's default cameras run at 25 frames/s: one capture slot per 40 ms.
+const CAPTURE_INTERVAL_MS: i64 = 40;
+
+/// The frame's slot on the camera's capture grid (recording time / frame interval). Not the SEI
+/// frame counter: the emulator encodes only while someone watches, so its counter pauses when a
+/// client closes its last session before opening the next (break-before-make), and the frames a
+/// real camera captured meanwhile would not show as lost. Within one encoder run the grid is
+/// exact; across a pause (only then) its phase may shift, which can miscount by one.
+fn capture_slot(stamp: &FrameStamp) -> u64 {
+    let ms = stamp.recording_unix_ms.max(0);
+    u64::try_from((ms + CAPTURE_INTERVAL_MS / 2) / CAPTURE_INTERVAL_MS).unwrap_or(0)
+}
+
 /// The longest time between two consecutive deliveries.
 pub fn largest_gap(frames: &[(Instant, u64)]) -> Option<Duration> {
     frames
@@ -576,7 +598,7 @@ pub fn largest_gap(frames: &[(Instant, u64)]) -> Option<Duration> {
 
 /// What a client did next.
 enum Observed {
-    /// A video frame with its camera frame counter; `fresh`: the first of a gateway session that
+    /// A video frame with its capture slot ([`capture_slot`]); `fresh`: the first of a gateway session that
     /// took over after a loss (ours: after `Resumed`; the peer: its restarted session's first).
     Frame { counter: u64, fresh: bool },
     /// Ours: a make-before-break replacement took over (its first frame was just delivered).
@@ -711,7 +733,7 @@ impl LastingProbe {
                             return Observed::Ended("a frame without the emulator's SEI stamp".into());
                         };
                         return Observed::Frame {
-                            counter: stamp.frame,
+                            counter: capture_slot(&stamp),
                             fresh: std::mem::take(&mut self.resumed),
                         };
                     }
@@ -749,7 +771,7 @@ impl PlainLoop<'_> {
                     };
                     self.delivered = true;
                     return Observed::Frame {
-                        counter: stamp.frame,
+                        counter: capture_slot(&stamp),
                         fresh: std::mem::take(&mut self.fresh),
                     };
                 }

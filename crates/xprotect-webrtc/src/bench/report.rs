@@ -325,7 +325,7 @@ fn faults_tables(out: &mut String, faults: &FaultBench) {
     if !faults.cases.is_empty() {
         let _ = writeln!(
             out,
-            "Fault → first frame, live, {} runs per row: ms from just before the fault's POST to the first frame of a gateway session started after it (after `Resumed`, or at a make-before-break switch); a run without one within {:.0} s counts as \"> {:.0} s\". Frames lost: gaps in the camera's SEI frame counter over the run.\n",
+            "Fault → first frame, live, {} runs per row: ms from just before the fault's POST to the first frame of a gateway session started after it (after `Resumed`, or at a make-before-break switch); a run without one within {:.0} s counts as \"> {:.0} s\". Frames lost: gaps on the camera's capture grid (the SEI recording time / 40 ms) over the run.\n",
             faults.runs,
             cap / 1000.0,
             cap / 1000.0
@@ -384,18 +384,25 @@ fn faults_tables(out: &mut String, faults: &FaultBench) {
         );
         let _ = writeln!(
             out,
-            "| client | streamed | switches | frames lost at each switch | repeated at each switch | largest gap at each switch (ms) | frames / lost / repeated, whole run | largest gap, whole run | gateway sessions | reconnects |"
+            "| session setup | client | streamed | switches | frames lost at each switch | repeated at each switch | largest gap at each switch (ms) | frames / lost / repeated, whole run | largest gap, whole run | gateway sessions | reconnects |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            out,
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         for figure in &faults.switches {
             let label = match figure.client {
                 FaultClient::Lasting => "ours: `LastingSession` (make-before-break)",
                 FaultClient::PlainLoop => "peer: `Session`, closed and restarted on refresh",
             };
+            let setup = match figure.setup_delay_ms {
+                0 => "loopback".to_owned(),
+                ms => format!("candidates +{ms} ms"),
+            };
             if let Some(error) = &figure.error {
                 let _ = writeln!(
                     out,
-                    "| {label} | failed: {} | | | | | | | | |",
+                    "| {setup} | {label} | failed: {} | | | | | | | | |",
                     error.replace('|', "/")
                 );
                 continue;
@@ -410,7 +417,7 @@ fn faults_tables(out: &mut String, faults: &FaultBench) {
             };
             let _ = writeln!(
                 out,
-                "| {label} | {:.0} s | {} | {} | {} | {} | {} / {} / {} | {:.0} ms | {} | {} |",
+                "| {setup} | {label} | {:.0} s | {} | {} | {} | {} | {} / {} / {} | {:.0} ms | {} | {} |",
                 figure.duration_s,
                 figure.switches.len(),
                 each(|s| s.frames_lost.to_string()),

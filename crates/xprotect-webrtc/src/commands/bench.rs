@@ -25,6 +25,8 @@ use xprotect_proto::signal::Credentials;
 use xprotect_proto::wire::{DeviceId, Playback};
 
 const STACKS: [StackArg; 2] = [StackArg::Ours, StackArg::Str0m];
+/// The slowed-down session setup of the second token-switch run (candidates held back this long).
+const SWITCH_SLOW_SETUP: Duration = Duration::from_millis(300);
 /// Playback time-to-first-frame run n starts at `--playback-from` + n × this.
 const PLAYBACK_RUN_SPACING: Duration = Duration::from_secs(7);
 
@@ -345,17 +347,29 @@ async fn fault_figures(
     }
     if !args.switch_duration.is_zero() {
         let lifetime = format!("{}s", faults::SWITCH_TOKEN_LIFETIME_S);
-        eprintln!("bench: starting an emulator child with --token-lifetime {lifetime}…");
-        let emulator = EmulatorChild::start_with(&["--token-lifetime", &lifetime]).await?;
-        let gateway = Gateway::new(&GatewayConfig::new(emulator.url().clone()))?;
-        let plan = SwitchPlan {
-            gateway: &gateway,
-            login,
-            device,
-            bind_ip,
-            duration: args.switch_duration,
-        };
-        bench.switches = plan.figures().await;
+        // Once at loopback speed, once with each new session's setup slowed down as across a
+        // WAN: break-before-make loses the setup time, make-before-break should not.
+        for setup_delay in [Duration::ZERO, SWITCH_SLOW_SETUP] {
+            let delay = setup_delay.as_millis().to_string();
+            eprintln!(
+                "bench: starting an emulator child with --token-lifetime {lifetime} --delay-candidates {delay}…"
+            );
+            let mut emulator_args = vec!["--token-lifetime", &lifetime];
+            if !setup_delay.is_zero() {
+                emulator_args.extend(["--delay-candidates", &delay]);
+            }
+            let emulator = EmulatorChild::start_with(&emulator_args).await?;
+            let gateway = Gateway::new(&GatewayConfig::new(emulator.url().clone()))?;
+            let plan = SwitchPlan {
+                gateway: &gateway,
+                login,
+                device,
+                bind_ip,
+                duration: args.switch_duration,
+                setup_delay,
+            };
+            bench.switches.extend(plan.figures().await);
+        }
     }
     Ok(bench)
 }
