@@ -9,9 +9,9 @@
 //!    every token refresh is a switch: ours make-before-break, the peer break-before-make
 //! ```
 //!
-//! Frames are identified by their slot on the camera's capture grid, read from the recording time
-//! in the emulator's SEI stamp ([`capture_slot`]), so lost and repeated frames are counted
-//! whatever the client did to the stream.
+//! Frames are identified by the emulator's SEI stamp (the camera's frame counter and capture
+//! time, [`CameraFrame`]), so lost and repeated frames are counted whatever the client did to
+//! the stream.
 
 use super::session::bench_options;
 use anyhow::{Context, bail};
@@ -130,7 +130,7 @@ pub struct FaultRun {
     /// Camera frames missing between the last frame before and the first after (capture-grid
     /// gaps over the whole run); `None` when the stream did not continue within the cap.
     pub frames_lost: Option<u64>,
-    /// Frames delivered again (a capture slot not above the highest one delivered before).
+    /// Frames delivered again (a frame counter not above the highest one delivered before).
     pub duplicates: u64,
     /// Gateway sessions the client started (the first one included).
     pub sessions_started: u64,
@@ -355,14 +355,14 @@ impl FaultPlan<'_> {
     /// Stream, inject, and watch for the continuation.
     async fn observe(&self, case: &FaultCase, probe: &mut Probe<'_>) -> anyhow::Result<FaultRun> {
         let start_limit = tokio::time::Instant::now() + START_LIMIT;
-        let mut counters: Vec<u64> = Vec::new();
+        let mut counters: Vec<CameraFrame> = Vec::new();
         while counters.len() < FRAMES_BEFORE {
             match tokio::time::timeout_at(start_limit, probe.next()).await {
                 Err(_) => bail!(
                     "{} frames within {START_LIMIT:?} of the start, {FRAMES_BEFORE} wanted",
                     counters.len()
                 ),
-                Ok(Observed::Frame { counter, .. }) => counters.push(counter),
+                Ok(Observed::Frame { frame, .. }) => counters.push(frame),
                 Ok(Observed::Switched) => {}
                 Ok(Observed::Ended(error)) => bail!("the client ended before the fault: {error}"),
             }
@@ -388,8 +388,8 @@ impl FaultPlan<'_> {
                 Err(_) => bail!("the stream stopped again after it continued"),
             };
             match observed {
-                Observed::Frame { counter, fresh } => {
-                    counters.push(counter);
+                Observed::Frame { frame, fresh } => {
+                    counters.push(frame);
                     if fresh && continued.is_none() {
                         continued = Some((Instant::now(), counters.len() - 1));
                     }
@@ -481,7 +481,7 @@ impl SwitchPlan<'_> {
         let options = bench_options(self.device, SignalingKind::WebSocket, self.bind_ip);
         let started = Instant::now();
         let end = tokio::time::Instant::from_std(started + self.duration);
-        let mut frames: Vec<(Instant, u64)> = Vec::new();
+        let mut frames: Vec<(Instant, CameraFrame)> = Vec::new();
         let mut switches: Vec<Instant> = Vec::new();
         let mut probe = Probe::start(client, self.gateway, &tokens, options);
         let mut refreshes = tokens.subscribe();
@@ -508,7 +508,7 @@ impl SwitchPlan<'_> {
                 () = tokio::time::sleep_until(end) => break Ok(()),
             };
             match observed {
-                Observed::Frame { counter, .. } => frames.push((Instant::now(), counter)),
+                Observed::Frame { frame, .. } => frames.push((Instant::now(), frame)),
                 Observed::Switched => switches.push(Instant::now()),
                 Observed::Ended(error) => break Err(anyhow::anyhow!("the client ended: {error}")),
             }
@@ -517,7 +517,7 @@ impl SwitchPlan<'_> {
         let sessions_started = probe.sessions_started();
         probe.close().await;
         result?;
-        let all: Vec<u64> = frames.iter().map(|(_, c)| *c).collect();
+        let all: Vec<CameraFrame> = frames.iter().map(|(_, c)| *c).collect();
         let (frames_lost, duplicates) = lost_and_duplicates(&all);
         Ok(SwitchFigure {
             client,
@@ -539,12 +539,12 @@ impl SwitchPlan<'_> {
 }
 
 /// The frames around one switch: [`SWITCH_WINDOW_FRAMES`] delivered before it and as many after.
-fn switch_window(frames: &[(Instant, u64)], at: Instant, started: Instant) -> SwitchRun {
+fn switch_window(frames: &[(Instant, CameraFrame)], at: Instant, started: Instant) -> SwitchRun {
     let split = frames.partition_point(|(arrived, _)| *arrived < at);
     let from = split.saturating_sub(SWITCH_WINDOW_FRAMES);
     let to = split.saturating_add(SWITCH_WINDOW_FRAMES).min(frames.len());
     let window = frames.get(from..to).unwrap_or_default();
-    let counters: Vec<u64> = window.iter().map(|(_, c)| *c).collect();
+    let counters: Vec<CameraFrame> = window.iter().map(|(_, c)| *c).collect();
     let (frames_lost, duplicates) = lost_and_duplicates(&counters);
     SwitchRun {
         at_s: at.duration_since(started).as_secs_f64(),
@@ -554,39 +554,52 @@ fn switch_window(frames: &[(Instant, u64)], at: Instant, started: Instant) -> Sw
     }
 }
 
-/// Missing and repeated frames in a sequence of camera frame counters: a counter more than one
-/// above the highest so far skips the ones between; one not above it is a repeat.
-pub fn lost_and_duplicates(counters: &[u64]) -> (u64, u64) {
-    let mut highest: Option<u64> = None;
+/// What identifies a delivered frame of the emulated camera (its SEI stamp).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CameraFrame {
+    /// The camera's frame counter: the same frame delivered twice has the same counter.
+    pub counter: u64,
+    /// Its recording time (the camera's capture clock), Unix ms.
+    pub recording_ms: i64,
+}
+
+impl CameraFrame {
+    fn of(stamp: &FrameStamp) -> Self {
+        Self {
+            counter: stamp.frame,
+            recording_ms: stamp.recording_unix_ms,
+        }
+    }
+}
+
+/// The emulator's default cameras run at 25 frames/s: one picture every 40 ms.
+const CAPTURE_INTERVAL_MS: i64 = 40;
+
+/// Missing and repeated frames in delivery order. A frame whose counter is not above the highest
+/// so far is a repeat. Missing frames are counted on the capture clock: the pictures a camera
+/// at 25 frames/s took between two delivered ones. Not by counter gaps: the emulator encodes only
+/// while someone watches, so its counter pauses while a client has no session (break-before-make,
+/// a dropped session), when a real camera goes on capturing.
+pub fn lost_and_duplicates(frames: &[CameraFrame]) -> (u64, u64) {
+    let mut highest: Option<CameraFrame> = None;
     let (mut lost, mut duplicates) = (0, 0);
-    for &counter in counters {
+    for &frame in frames {
         match highest {
-            Some(high) if counter <= high => duplicates += 1,
+            Some(high) if frame.counter <= high.counter => duplicates += 1,
             Some(high) => {
-                lost += counter - high - 1;
-                highest = Some(counter);
+                let elapsed = frame.recording_ms.saturating_sub(high.recording_ms);
+                let slots = (elapsed + CAPTURE_INTERVAL_MS / 2) / CAPTURE_INTERVAL_MS;
+                lost += u64::try_from(slots - 1).unwrap_or(0);
+                highest = Some(frame);
             }
-            None => highest = Some(counter),
+            None => highest = Some(frame),
         }
     }
     (lost, duplicates)
 }
 
-/// The emulator's default cameras run at 25 frames/s: one capture slot per 40 ms.
-const CAPTURE_INTERVAL_MS: i64 = 40;
-
-/// The frame's slot on the camera's capture grid (recording time / frame interval). Not the SEI
-/// frame counter: the emulator encodes only while someone watches, so its counter pauses when a
-/// client closes its last session before opening the next (break-before-make), and the frames a
-/// real camera captured meanwhile would not show as lost. Within one encoder run the grid is
-/// exact; across a pause (only then) its phase may shift, which can miscount by one.
-fn capture_slot(stamp: &FrameStamp) -> u64 {
-    let ms = stamp.recording_unix_ms.max(0);
-    u64::try_from((ms + CAPTURE_INTERVAL_MS / 2) / CAPTURE_INTERVAL_MS).unwrap_or(0)
-}
-
 /// The longest time between two consecutive deliveries.
-pub fn largest_gap(frames: &[(Instant, u64)]) -> Option<Duration> {
+pub fn largest_gap<T>(frames: &[(Instant, T)]) -> Option<Duration> {
     frames
         .windows(2)
         .filter_map(|pair| match pair {
@@ -598,9 +611,9 @@ pub fn largest_gap(frames: &[(Instant, u64)]) -> Option<Duration> {
 
 /// What a client did next.
 enum Observed {
-    /// A video frame with its capture slot ([`capture_slot`]); `fresh`: the first of a gateway session that
+    /// A video frame of the emulated camera; `fresh`: the first of a gateway session that
     /// took over after a loss (ours: after `Resumed`; the peer: its restarted session's first).
-    Frame { counter: u64, fresh: bool },
+    Frame { frame: CameraFrame, fresh: bool },
     /// Ours: a make-before-break replacement took over (its first frame was just delivered).
     Switched,
     /// The client ended for good (ours only; the peer starts again).
@@ -733,7 +746,7 @@ impl LastingProbe {
                             return Observed::Ended("a frame without the emulator's SEI stamp".into());
                         };
                         return Observed::Frame {
-                            counter: capture_slot(&stamp),
+                            frame: CameraFrame::of(&stamp),
                             fresh: std::mem::take(&mut self.resumed),
                         };
                     }
@@ -771,7 +784,7 @@ impl PlainLoop<'_> {
                     };
                     self.delivered = true;
                     return Observed::Frame {
-                        counter: capture_slot(&stamp),
+                        frame: CameraFrame::of(&stamp),
                         fresh: std::mem::take(&mut self.fresh),
                     };
                 }
@@ -878,14 +891,38 @@ fn ms(duration: Duration) -> f64 {
 mod tests {
     use super::*;
 
+    /// Frame `counter`, captured at `slot` × 40 ms.
+    fn frame(counter: u64, slot: i64) -> CameraFrame {
+        CameraFrame {
+            counter,
+            recording_ms: 1_700_000_000_000 + slot * 40,
+        }
+    }
+
     #[test]
-    fn counter_gaps_and_repeats() {
-        assert_eq!(lost_and_duplicates(&[]), (0, 0));
-        assert_eq!(lost_and_duplicates(&[5, 6, 7]), (0, 0));
-        assert_eq!(lost_and_duplicates(&[5, 6, 9, 10]), (2, 0));
+    fn missing_captures_and_repeats() {
+        let run = |pairs: &[(u64, i64)]| {
+            let frames: Vec<CameraFrame> = pairs.iter().map(|&(c, s)| frame(c, s)).collect();
+            lost_and_duplicates(&frames)
+        };
+        assert_eq!(run(&[]), (0, 0));
+        assert_eq!(run(&[(5, 5), (6, 6), (7, 7)]), (0, 0));
+        assert_eq!(run(&[(5, 5), (6, 6), (9, 9), (10, 10)]), (2, 0));
         // A restart that delivers 8 and 9 again after 10: two repeats, nothing lost.
-        assert_eq!(lost_and_duplicates(&[7, 8, 9, 10, 8, 9, 11]), (0, 2));
-        assert_eq!(lost_and_duplicates(&[1, 1, 4]), (2, 1));
+        assert_eq!(
+            run(&[(7, 7), (8, 8), (9, 9), (10, 10), (8, 8), (9, 9), (11, 11)]),
+            (0, 2)
+        );
+        assert_eq!(run(&[(1, 1), (1, 1), (4, 4)]), (2, 1));
+        // The encoder paused while nobody watched: its counter runs on from 11, but 30 captures
+        // (1.2 s) went by.
+        assert_eq!(run(&[(10, 10), (11, 41)]), (30, 0));
+        // A new encoder run starts its grid anew, a few ms after the last picture: nothing lost.
+        let restarted = CameraFrame {
+            counter: 11,
+            recording_ms: frame(10, 10).recording_ms + 8,
+        };
+        assert_eq!(lost_and_duplicates(&[frame(10, 10), restarted]), (0, 0));
     }
 
     #[test]
@@ -913,10 +950,14 @@ mod tests {
     #[test]
     fn switch_window_takes_frames_on_both_sides() {
         let t = Instant::now();
-        let frames: Vec<(Instant, u64)> = (0..100u64)
+        let frames: Vec<(Instant, CameraFrame)> = (0..100u64)
             .map(|i| {
                 // Frame 60 is missing; the switch is at 2.4 s (frame 60's slot).
-                (t + Duration::from_millis(i * 40), i + u64::from(i >= 60))
+                let n = i + u64::from(i >= 60);
+                (
+                    t + Duration::from_millis(i * 40),
+                    frame(n, i64::try_from(n).unwrap()),
+                )
             })
             .collect();
         let run = switch_window(&frames, t + Duration::from_millis(2_400), t);
