@@ -1,7 +1,8 @@
 //! The real binary recording while the gateway drops every session two seconds after it
 //! connects: `record` reconnects on its own, the same MP4 goes on and stays decodable, and for
 //! playback the frame times written run on in exact 40 ms steps of recording time, with no
-//! frame twice and none missing across the drops.
+//! frame twice and none missing across the drops. And when no token can be had any more, the
+//! recording ends with a clear error and exit code 3, its file finished and playable.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use xprotect_emulator::EmulatorConfig;
+use xprotect_emulator::{EmulatorConfig, Fault, JournalEvent};
 
 /// Every session is dropped this long after it connected.
 const DROP_AFTER: Duration = Duration::from_secs(2);
@@ -49,7 +50,7 @@ async fn record_across_drops(extra: &[&str]) -> (Vec<OffsetDateTime>, String) {
     let output = common::run_with_password(command, Duration::from_secs(60)).await;
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     common::assert_success(&output);
-    let errors = common::ffmpeg_decode_errors(&mp4);
+    let errors = decode_errors_keeping_frame_times(&mp4);
     assert!(errors.is_empty(), "the MP4 decodes cleanly: {errors}");
     let (_, decoded, _) = common::ffprobe(&mp4);
     let times = video_times(&times);
@@ -60,6 +61,26 @@ async fn record_across_drops(extra: &[&str]) -> (Vec<OffsetDateTime>, String) {
     );
     emulator.shutdown().await;
     (times, stderr)
+}
+
+/// Decode the whole file with every frame at its own time. Across a live reconnect two frames
+/// can be closer than the camera's frame interval (the new session's first picture is taken when
+/// it starts), which is right for a variable-frame-rate MP4; ffmpeg's default output, on a time
+/// base of one frame interval, would call that a muxing error.
+fn decode_errors_keeping_frame_times(path: &Path) -> String {
+    let output = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-fps_mode", "passthrough", "-enc_time_base", "1:90000"])
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg must be installed (apt-get install ffmpeg); .ci/run installs it");
+    assert!(
+        output.status.success(),
+        "ffmpeg failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 fn reconnects_reported(stderr: &str) -> u64 {
@@ -102,4 +123,64 @@ async fn live_recording_survives_dropped_sessions_over_rest() {
         times.windows(2).all(|pair| pair[0] < pair[1]),
         "live frame times only go forward"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_that_can_no_longer_get_a_token_ends_cleanly_with_exit_code_3() {
+    let emulator = common::start_emulator(EmulatorConfig {
+        token_lifetime: Duration::from_secs(4),
+        ..EmulatorConfig::ephemeral()
+    })
+    .await;
+    let mut journal = common::JournalWatch::new(&emulator);
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let mp4 = dir.path().join("out.mp4");
+    let mut command = common::cli("record", &emulator.gateway_url());
+    command
+        .args(["--bind", "127.0.0.1", "--no-audio", "--signaling", "ws"])
+        .args(["--camera", &common::first_camera().to_string()])
+        .arg("-o")
+        .arg(&mp4);
+    let mut child = command.spawn().expect("the binary starts");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"admin\n")
+        .await
+        .expect("the binary reads its password");
+    drop(stdin);
+    journal
+        .wait_for("the recording's first frame", |event| {
+            matches!(event, JournalEvent::FirstFrameSent { .. })
+        })
+        .await;
+    // The identity provider goes down for good: the refresh (due at 80 % of 4 s) and every
+    // login after it fail until the token has expired.
+    emulator
+        .faults()
+        .inject(Fault::HttpStatus {
+            status: 503,
+            count: 100_000,
+        })
+        .await;
+    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("the recording ends once the token has expired")
+        .expect("the binary's output is readable");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("could not be renewed"),
+        "the error says what happened: {stderr}"
+    );
+    assert!(
+        !stderr.contains("admin\n"),
+        "no password in the output: {stderr}"
+    );
+    let errors = common::ffmpeg_decode_errors(&mp4);
+    assert!(errors.is_empty(), "the MP4 was finished: {errors}");
+    let (_, frames, _) = common::ffprobe(&mp4);
+    assert!(
+        frames >= 50,
+        "about 4 s of video before the token ran out: {frames}"
+    );
+    emulator.shutdown().await;
 }
