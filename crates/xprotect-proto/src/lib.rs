@@ -8,6 +8,7 @@
 //! - [`signal`]: the REST and WebSocket signaling state machines behind one seam.
 //! - [`clock`]: RTP timestamp → wall-clock time, the way XProtect counts (PROTOCOL.md §4.2).
 //! - [`h264`]: RTP depacketising into access units, Annex-B/AVC conversion, the emulator's SEI stamp.
+//! - [`release`]: the XProtect releases and what each one's gateway reads (PROTOCOL.md §8).
 //! - [`rtp`]: the RTP packet as the IO layer hands it over.
 //! - [`backoff`]: reconnect delays (exponential, jittered).
 //! - [`handover`]: splicing successive sessions' frames without a missing or duplicate frame.
@@ -19,6 +20,7 @@ pub mod backoff;
 pub mod clock;
 pub mod h264;
 pub mod handover;
+pub mod release;
 pub mod rtp;
 pub mod signal;
 pub mod stall;
