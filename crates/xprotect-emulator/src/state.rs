@@ -222,7 +222,8 @@ impl AppState {
         };
         self.check_device(params.device)?;
         // Before 2025 R2 a session's device is a camera: a microphone's id is no camera to it.
-        if !self.release().audio() && self.inner.catalog.microphone(params.device.0).is_some() {
+        if !self.release().microphones() && self.inner.catalog.microphone(params.device.0).is_some()
+        {
             return Err(EmuError::NotFound(format!(
                 "no camera {} (microphones are session devices from XProtect 2025R2 on)",
                 params.device

@@ -239,7 +239,7 @@ pub struct ConnectionArgs {
     /// no WebSocket signaling and no PTZ/aux. Without it the release is assumed to be the newest
     /// the gateway's WebSocket endpoint allows.
     #[arg(long, value_name = "RELEASE")]
-    pub gateway_release: Option<xprotect_client::release::GatewayRelease>,
+    pub gateway_release: Option<xprotect_client::release::Release>,
 }
 
 /// Signaling transport choice.

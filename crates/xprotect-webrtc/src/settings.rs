@@ -9,6 +9,7 @@ use xprotect_client::gateway::{Gateway, GatewayConfig, WsProbe};
 use xprotect_client::lasting::LastingOptions;
 use xprotect_client::login::TokenSource;
 use xprotect_client::media::{DtlsRole, IceServerConfig, PeerConfig};
+use xprotect_client::release::ClientRules;
 use xprotect_client::session::{SessionOptions, SignalingKind};
 use xprotect_client::tls::TlsOptions;
 use xprotect_proto::signal::Credentials;

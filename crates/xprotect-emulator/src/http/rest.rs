@@ -10,6 +10,7 @@ use xprotect_proto::wire::rest::{
 use crate::error::EmuError;
 use crate::http::extract::{Authenticated, ClientIp, LenientJson, SessionPath};
 use crate::journal::Transport;
+use crate::release::restrict_rest_request;
 use crate::state::AppState;
 
 /// `POST Session`: validate, create the media session, answer with the offer.
@@ -20,7 +21,7 @@ pub async fn create_session(
 ) -> Result<Json<SessionResponse>, EmuError> {
     // An older gateway reads only the fields its release knows; the rest are ignored, not refused.
     let release = state.release();
-    release.restrict_rest_request(&mut request)?;
+    restrict_rest_request(release, &mut request)?;
     let params = request.validate()?;
     // Echo the device under both names, as a 2025 R2 gateway's schema has both; older schemas
     // have neither deviceId nor includeAudio.

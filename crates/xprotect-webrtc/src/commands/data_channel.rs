@@ -38,7 +38,7 @@ pub async fn send_on_live_session(
     commands: &[Command],
 ) -> anyhow::Result<()> {
     if let Some(release) = connection.gateway_release
-        && release.command_envelope().is_none()
+        && !release.commands_channel()
     {
         bail!(
             "--gateway-release: XProtect {release} has no commands data channel (PTZ and aux \

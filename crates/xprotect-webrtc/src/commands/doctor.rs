@@ -14,6 +14,7 @@ use xprotect_client::config_api::ConfigApi;
 use xprotect_client::diagnostics::{AddressScope, CandidateInfo, CandidateType, PeerStats};
 use xprotect_client::gateway::{CorsAnswer, Gateway, WsProbe};
 use xprotect_client::login::TokenSource;
+use xprotect_client::release::ClientRules;
 use xprotect_client::session::{Session, SessionEvent, SignalingKind};
 use xprotect_proto::signal::{HttpBody, HttpMethod, HttpRequest};
 use xprotect_proto::wire::idp::TOKEN_PATH;
