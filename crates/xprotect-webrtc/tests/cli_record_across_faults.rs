@@ -68,19 +68,10 @@ async fn record_across_drops(extra: &[&str]) -> (Vec<OffsetDateTime>, String) {
 /// it starts), which is right for a variable-frame-rate MP4; ffmpeg's default output, on a time
 /// base of one frame interval, would call that a muxing error.
 fn decode_errors_keeping_frame_times(path: &Path) -> String {
-    let output = std::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        .args(["-fps_mode", "passthrough", "-enc_time_base", "1:90000"])
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg must be installed (apt-get install ffmpeg); .ci/run installs it");
-    assert!(
-        output.status.success(),
-        "ffmpeg failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    common::ffmpeg_decode_errors_with(
+        path,
+        &["-fps_mode", "passthrough", "-enc_time_base", "1:90000"],
+    )
 }
 
 fn reconnects_reported(stderr: &str) -> u64 {

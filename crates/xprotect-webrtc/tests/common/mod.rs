@@ -249,9 +249,15 @@ pub fn ffprobe(path: &Path) -> (String, u64, f64) {
 
 /// Decode the whole file; returns ffmpeg's error output (empty means a clean decode).
 pub fn ffmpeg_decode_errors(path: &Path) -> String {
+    ffmpeg_decode_errors_with(path, &[])
+}
+
+/// [`ffmpeg_decode_errors`] with extra output options (e.g. how frame times are kept).
+pub fn ffmpeg_decode_errors_with(path: &Path, output_options: &[&str]) -> String {
     let output = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(path)
+        .args(output_options)
         .args(["-f", "null", "-"])
         .output()
         .expect("ffmpeg must be installed (apt-get install ffmpeg); .ci/run installs it");
