@@ -437,3 +437,40 @@ async fn parallel_export_past_the_last_recording_ends_cleanly() {
         four.stderr
     );
 }
+
+/// The gateway drops every session a second after it connects: each chunk's playback resumes
+/// 1 ms after the last frame it delivered, and the file still holds every recorded frame of the
+/// range exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_across_dropped_sessions_keeps_every_frame_once() {
+    let emulator = common::start_emulator(xprotect_emulator::EmulatorConfig {
+        drop_sessions_after: Some(Duration::from_secs(1)),
+        ..xprotect_emulator::EmulatorConfig::ephemeral()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dropped.mp4");
+    let from = datetime!(2025-01-15 12:01:00 UTC);
+    let to = datetime!(2025-01-15 12:02:00 UTC);
+    let (ok, stderr) = export(
+        &emulator.gateway_url(),
+        &out,
+        &[
+            "--from",
+            "2025-01-15T12:01:00Z",
+            "--to",
+            "2025-01-15T12:02:00Z",
+            "--parallel",
+            "2",
+        ],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("resuming after the last frame"),
+        "the sessions were dropped and resumed: {stderr}"
+    );
+    let frames = frames_of(&out).await;
+    assert_frames_are(&frames, &sei_times_of(&out), &grid(&[(from, to)]));
+    emulator.shutdown().await;
+}

@@ -1,9 +1,12 @@
-//! One playback session as a stream of frames, with "nothing for `end_wait`" as its end.
+//! One playback stream as a stream of frames, with "nothing for `end_wait`" as its end. It runs
+//! on a [`LastingSession`]: a gateway session lost half-way (dropped, its DTLS closed, a failed
+//! request) is followed by one that resumes 1 ms after the last frame delivered, so an export has
+//! no hole where the gateway had recordings.
 
 use crate::gateway::Gateway;
+use crate::lasting::{LastingOptions, LastingSession};
 use crate::login::TokenSource;
-use crate::media::PeerError;
-use crate::session::{Session, SessionError, SessionEvent, SessionOptions, VideoFrame};
+use crate::session::{SessionError, SessionEvent, SessionOptions, VideoFrame};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -14,7 +17,7 @@ use xprotect_proto::wire::Playback;
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(crate) struct PlaybackStream {
-    session: Session,
+    session: LastingSession,
     end_wait: Duration,
     connected: bool,
     last_activity: tokio::time::Instant,
@@ -45,8 +48,12 @@ impl PlaybackStream {
             skip_gaps: true,
             speed,
         });
+        let mut lasting = LastingOptions::new(options);
+        // A resumed session without a single frame means the recordings ended there: no more
+        // tries (the first session's too: a start past the recordings is an error as before).
+        lasting.max_empty_playback_sessions = 1;
         Self {
-            session: Session::start(gateway, tokens, options),
+            session: LastingSession::start(gateway, tokens, lasting),
             end_wait,
             connected: false,
             last_activity: tokio::time::Instant::now(),
@@ -77,16 +84,17 @@ impl PlaybackStream {
                     self.last_activity = tokio::time::Instant::now();
                 }
                 Some(SessionEvent::Warning(warning)) => warn(warning),
-                // The media carries on; the export ends as it would (quiet, or the session ending).
                 Some(SessionEvent::SignalingLost(reason)) => {
                     warn(format!("the signaling WebSocket closed ({reason})"))
                 }
-                // A gateway that closes the connection after media flowed has stopped sending,
-                // as a quiet stream has (whether a real gateway closes at the end of the
-                // recordings is unknown): the export reads it the same way, only sooner.
-                Some(SessionEvent::Ended(Err(SessionError::Peer(
-                    PeerError::ClosedByGateway { .. },
-                )))) if self.connected => return Ok(Next::Quiet),
+                Some(SessionEvent::Reconnecting { attempt, error, .. }) => warn(format!(
+                    "playback session lost ({error}); resuming after the last frame (attempt {attempt})"
+                )),
+                // The session that resumed after a loss had nothing more: the recordings ended
+                // there (a gateway may close the connection at their end rather than go quiet).
+                Some(SessionEvent::Ended(Err(SessionError::NoFirstFrame(_)))) if self.connected => {
+                    return Ok(Next::Quiet);
+                }
                 Some(SessionEvent::Ended(Err(error))) => return Err(error),
                 // Only after our own close.
                 Some(SessionEvent::Ended(Ok(()))) | None => return Ok(Next::Quiet),
@@ -94,7 +102,6 @@ impl PlaybackStream {
                     SessionEvent::Created(_)
                     | SessionEvent::CommandsReady
                     | SessionEvent::Audio(_)
-                    | SessionEvent::Reconnecting { .. }
                     | SessionEvent::Resumed { .. },
                 ) => {}
             }
